@@ -1,0 +1,160 @@
+// Package config loads a process's settings from environment variables (12-factor), prints them
+// for -h, and names the variable at fault when a value is bad.
+//
+// A settings struct tags every field with `env:"NAME"`, `envDefault:"..."` and `help:"..."`.
+// Parsing is done by github.com/caarlos0/env; this package adds what an operator needs on top:
+// one error message per bad variable that names it, and a usage listing.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Validator is implemented by settings structs (or their embedded sections) that check
+// relations between values after parsing. Errors should come from Errorf so they name the
+// variable.
+type Validator interface {
+	Validate() error
+}
+
+// Setting describes one environment variable of a settings struct.
+type Setting struct {
+	Name    string
+	Default string
+	Help    string
+}
+
+// Load fills cfg (a pointer to a struct) from getenv. Unset variables take their defaults. It
+// then calls Validate on every embedded section that implements Validator. Every
+// problem is reported with the variable's name.
+func Load(cfg any, getenv func(string) string) error {
+	settings, fields, err := describe(cfg)
+	if err != nil {
+		return err
+	}
+	environ := make(map[string]string, len(settings))
+	for _, s := range settings {
+		if v := getenv(s.Name); v != "" {
+			environ[s.Name] = v
+		}
+	}
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ}); err != nil {
+		return nameVariables(err, fields, environ)
+	}
+	return validate(reflect.ValueOf(cfg))
+}
+
+// Usage writes every setting of cfg with its variable, default and help text.
+func Usage(w io.Writer, program, summary string, cfg any) error {
+	settings, _, err := describe(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: %s\n\nEvery setting is an environment variable:\n\n", program, summary)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		def := s.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, def, s.Help)
+	}
+	return tw.Flush()
+}
+
+// Settings lists the environment variables cfg reads, in declaration order.
+func Settings(cfg any) ([]Setting, error) {
+	s, _, err := describe(cfg)
+	return s, err
+}
+
+// Errorf builds a validation error that names the variable.
+func Errorf(variable, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", variable, fmt.Sprintf(format, args...))
+}
+
+// WantsHelp reports whether args ask for the usage listing.
+func WantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help", "help":
+			return true
+		}
+	}
+	return false
+}
+
+func describe(cfg any) ([]Setting, map[string]string, error) {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil, nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
+	}
+	var settings []Setting
+	fields := map[string]string{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" && f.Type.String() != "time.Time" {
+				walk(f.Type)
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			if name == "" {
+				continue
+			}
+			settings = append(settings, Setting{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help")})
+			fields[f.Name] = name
+		}
+	}
+	walk(v.Elem().Type())
+	return settings, fields, nil
+}
+
+// nameVariables rewrites the env library's errors, which name Go fields, into messages that
+// name the environment variable and the value given.
+func nameVariables(err error, fields, environ map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			name := fields[pe.Name]
+			msgs = append(msgs, fmt.Sprintf("%s: invalid value %q: %v", name, environ[name], pe.Err))
+			continue
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// validate calls Validate on every section embedded in the settings struct. Sections are flat:
+// they do not embed other sections, so each Validate runs exactly once.
+func validate(v reflect.Value) error {
+	var errs []error
+	v = v.Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.Anonymous || f.Type.Kind() != reflect.Struct {
+			continue
+		}
+		if val, ok := v.Field(i).Addr().Interface().(Validator); ok {
+			if err := val.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

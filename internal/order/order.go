@@ -1,0 +1,111 @@
+// Package order holds the order domain: priorities, statuses and their transitions, cancel
+// reasons, money in integer minor units, and the rules that price an order. It imports only the
+// standard library, so its rules are tested without any server.
+package order
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Priority selects the lane an order travels in.
+type Priority string
+
+// Priorities. Express orders (and trade accounts) use the priority lane, drained first.
+const (
+	PriorityStandard Priority = "standard"
+	PriorityExpress  Priority = "express"
+)
+
+// Valid reports whether p is a known priority.
+func (p Priority) Valid() bool { return p == PriorityStandard || p == PriorityExpress }
+
+// Status is where an order is in its life.
+type Status string
+
+// Statuses: pending -> confirmed -> shipped; pending -> cancelled (with a reason).
+const (
+	StatusPending   Status = "pending"
+	StatusConfirmed Status = "confirmed"
+	StatusShipped   Status = "shipped"
+	StatusCancelled Status = "cancelled"
+)
+
+// CancelReason says why an order was cancelled.
+type CancelReason string
+
+// Cancel reasons.
+const (
+	ReasonPaymentDeclined CancelReason = "payment_declined"
+	ReasonOutOfStock      CancelReason = "out_of_stock"
+	ReasonExpired         CancelReason = "expired"
+	ReasonInvalid         CancelReason = "invalid"
+)
+
+// ErrTransition is returned for a status change the life cycle does not allow.
+var ErrTransition = errors.New("status transition not allowed")
+
+// Transition checks that an order may move from one status to another.
+func Transition(from, to Status) error {
+	switch {
+	case from == StatusPending && (to == StatusConfirmed || to == StatusCancelled):
+		return nil
+	case from == StatusConfirmed && to == StatusShipped:
+		return nil
+	}
+	return fmt.Errorf("%s -> %s: %w", from, to, ErrTransition)
+}
+
+// Terminal reports whether s ends the order's processing (I2: every accepted order reaches one).
+func (s Status) Terminal() bool {
+	return s == StatusConfirmed || s == StatusShipped || s == StatusCancelled
+}
+
+// ErrOverflow is returned when money arithmetic would overflow int64 minor units.
+var ErrOverflow = errors.New("amount overflows")
+
+// Line is one priced line of an order.
+type Line struct {
+	SKU            string
+	Name           string
+	Quantity       int64
+	UnitPriceMinor int64
+}
+
+// TotalMinor is quantity times unit price, in minor units.
+func (l Line) TotalMinor() (int64, error) {
+	if l.Quantity != 0 && l.UnitPriceMinor > math.MaxInt64/l.Quantity {
+		return 0, fmt.Errorf("line %s: %w", l.SKU, ErrOverflow)
+	}
+	return l.Quantity * l.UnitPriceMinor, nil
+}
+
+// Totals are an order's amounts, in minor units of one currency.
+type Totals struct {
+	SubtotalMinor int64
+	ShippingMinor int64
+	TotalMinor    int64
+}
+
+// Price sums the lines and adds shipping. Prices always come from the catalog, never from the
+// client.
+func Price(lines []Line, shippingMinor int64) (Totals, error) {
+	var t Totals
+	for _, l := range lines {
+		lt, err := l.TotalMinor()
+		if err != nil {
+			return Totals{}, err
+		}
+		if t.SubtotalMinor > math.MaxInt64-lt {
+			return Totals{}, fmt.Errorf("subtotal: %w", ErrOverflow)
+		}
+		t.SubtotalMinor += lt
+	}
+	if t.SubtotalMinor > math.MaxInt64-shippingMinor {
+		return Totals{}, fmt.Errorf("total: %w", ErrOverflow)
+	}
+	t.ShippingMinor = shippingMinor
+	t.TotalMinor = t.SubtotalMinor + shippingMinor
+	return t, nil
+}

@@ -1,0 +1,72 @@
+package order
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestPrice(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		lines    []Line
+		shipping int64
+		want     Totals
+		wantErr  error
+	}{
+		{"one line", []Line{{SKU: "A", Quantity: 2, UnitPriceMinor: 1999}}, 0, Totals{3998, 0, 3998}, nil},
+		{"lines and shipping", []Line{{SKU: "A", Quantity: 1, UnitPriceMinor: 500}, {SKU: "B", Quantity: 3, UnitPriceMinor: 250}}, 990, Totals{1250, 990, 2240}, nil},
+		{"line overflow", []Line{{SKU: "A", Quantity: 3, UnitPriceMinor: math.MaxInt64 / 2}}, 0, Totals{}, ErrOverflow},
+		{"subtotal overflow", []Line{{SKU: "A", Quantity: 1, UnitPriceMinor: math.MaxInt64}, {SKU: "B", Quantity: 1, UnitPriceMinor: 1}}, 0, Totals{}, ErrOverflow},
+		{"shipping overflow", []Line{{SKU: "A", Quantity: 1, UnitPriceMinor: math.MaxInt64}}, 1, Totals{}, ErrOverflow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Price(tt.lines, tt.shipping)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTransition(t *testing.T) {
+	t.Parallel()
+	allowed := map[[2]Status]bool{
+		{StatusPending, StatusConfirmed}: true,
+		{StatusPending, StatusCancelled}: true,
+		{StatusConfirmed, StatusShipped}: true,
+	}
+	all := []Status{StatusPending, StatusConfirmed, StatusShipped, StatusCancelled}
+	for _, from := range all {
+		for _, to := range all {
+			err := Transition(from, to)
+			if allowed[[2]Status{from, to}] != (err == nil) {
+				t.Errorf("Transition(%s, %s) = %v, want allowed=%v", from, to, err, allowed[[2]Status{from, to}])
+			}
+			if err != nil && !errors.Is(err, ErrTransition) {
+				t.Errorf("Transition(%s, %s) error %v does not wrap ErrTransition", from, to, err)
+			}
+		}
+	}
+	if StatusPending.Terminal() || !StatusCancelled.Terminal() || !StatusConfirmed.Terminal() {
+		t.Fatal("terminal statuses wrong")
+	}
+}
+
+func TestErrorsListEveryProblem(t *testing.T) {
+	t.Parallel()
+	e := &OutOfStockError{Short: []Shortage{{"A", 2, 1}, {"B", 5, 0}}}
+	if got, want := e.Error(), "out of stock: A (requested 2, available 1), B (requested 5, available 0)"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	iv := &InvalidError{Problems: []FieldError{{"email", "required"}, {"lines[0].quantity", "must be at least 1"}}}
+	if got, want := iv.Error(), "invalid order: email: required; lines[0].quantity: must be at least 1"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
