@@ -1,0 +1,16 @@
+-- confirm.lua: end one hold because its units are now allocated in Postgres:
+-- held goes down, atp stays. Idempotent: a missing hold changes nothing.
+-- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   (one {SKU} slot)
+-- ARGV[1] order id
+-- Returns {1, qty} when a hold ended, {0, 0} when there was none.
+local qty = redis.call('HGET', KEYS[2], 'qty')
+if not qty then
+  return {0, 0}
+end
+qty = tonumber(qty)
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'held', -qty)
+end
+return {1, qty}

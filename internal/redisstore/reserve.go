@@ -1,0 +1,225 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Line is one order line to reserve.
+type Line struct {
+	SKU string
+	Qty int64
+}
+
+// Shortage is a line that could not be reserved for lack of stock.
+type Shortage struct {
+	SKU       string
+	Requested int64
+	Available int64 // ATP when the line was tried
+}
+
+// Reservation is the outcome of Reserve. When OK is false the order holds
+// nothing: every hold it had was released.
+type Reservation struct {
+	OK bool
+	// Short lists every short line, in line order.
+	Short []Shortage
+	// NotStocked lists SKUs that have no counters in Redis (never loaded, or
+	// Redis lost its data). The caller answers 503: never sell blind.
+	NotStocked []string
+}
+
+// HoldResult is the outcome of ending one hold.
+type HoldResult struct {
+	SKU   string
+	Qty   int64 // units of the hold; 0 when not found
+	Found bool  // false: there was no hold, nothing changed
+}
+
+// reserve.lua result codes.
+const (
+	reserveOK          = 0
+	reserveAlreadyHeld = 1
+	reserveNotStocked  = 2
+	reserveShort       = 3
+)
+
+// Reserve holds the units of every line for orderID until deadline. Each SKU
+// is reserved by its own script (one hash slot each), all sent in one
+// pipeline, so every line is tried and every short line is reported.
+//
+// Reserve is idempotent by order id: a line the order already holds is not
+// taken twice. Lines with the same SKU are merged into one hold.
+//
+// If any line is short or not stocked, the order is refused and Reserve
+// releases every hold of the order on these SKUs before returning, including
+// holds left by an earlier attempt of the same order: the whole order is being
+// refused, and a refused order holds nothing (I5). A failed attempt of the
+// same order never answered 202 (otherwise its idempotency record would
+// replay it), so nothing accepted depends on those holds.
+//
+// A Redis failure returns an error matching ErrUnavailable, after a
+// best-effort release of every line that may have been reserved. What cannot
+// be released then (Redis gone) is healed by the hold deadlines.
+func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadline time.Time) (Reservation, error) {
+	merged, err := mergeLines(orderID, lines)
+	if err != nil {
+		return Reservation{}, err
+	}
+	dl := deadline.UnixMilli()
+	calls := make([]scriptCall, len(merged))
+	for i, l := range merged {
+		calls[i] = scriptCall{
+			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU)},
+			args: []any{orderID, l.Qty, dl},
+		}
+	}
+	cmds := s.runPipelined(ctx, s.reserve, calls)
+
+	res := Reservation{OK: true}
+	var mayHold []string // lines that hold, or may hold, units of this order
+	var failure error
+	for i, cmd := range cmds {
+		l := merged[i]
+		code, n, err := pair(cmd)
+		if err != nil {
+			mayHold = append(mayHold, l.SKU)
+			if failure == nil {
+				failure = fmt.Errorf("reserve %s: %w", l.SKU, classify(err))
+			}
+			continue
+		}
+		switch code {
+		case reserveOK, reserveAlreadyHeld:
+			mayHold = append(mayHold, l.SKU)
+		case reserveNotStocked:
+			res.OK = false
+			res.NotStocked = append(res.NotStocked, l.SKU)
+		case reserveShort:
+			res.OK = false
+			res.Short = append(res.Short, Shortage{SKU: l.SKU, Requested: l.Qty, Available: n})
+		default:
+			mayHold = append(mayHold, l.SKU)
+			if failure == nil {
+				failure = fmt.Errorf("reserve %s: unexpected script result %d", l.SKU, code)
+			}
+		}
+	}
+	if failure == nil && res.OK {
+		return res, nil
+	}
+
+	// Refused or failed: give back what this order holds, on a context the
+	// caller cannot cancel, so an impatient caller leaves no hold behind.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
+	defer cancel()
+	_, relErr := s.endHolds(cctx, s.release, orderID, mayHold)
+	switch {
+	case failure != nil && relErr != nil:
+		return Reservation{}, fmt.Errorf("reserve order %s: compensation left holds to their deadline (%v): %w", orderID, relErr, failure)
+	case failure != nil:
+		return Reservation{}, fmt.Errorf("reserve order %s: %w", orderID, failure)
+	case relErr != nil:
+		return Reservation{}, fmt.Errorf("reserve order %s: release refused order: %w", orderID, relErr)
+	}
+	return res, nil
+}
+
+// Release ends the holds of orderID on skus and returns their units to ATP
+// (payment declined, order refused, hold expired). Idempotent: a missing hold
+// is a no-op reported with Found false. Results follow the order of skus.
+func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]HoldResult, error) {
+	res, err := s.endHolds(ctx, s.release, orderID, skus)
+	if err != nil {
+		return nil, fmt.Errorf("release order %s: %w", orderID, err)
+	}
+	return res, nil
+}
+
+// Confirm ends the holds of orderID on skus because their units are now
+// allocated in Postgres: held goes down, ATP stays. Idempotent: a missing hold
+// (already confirmed, released or expired) is a no-op reported with Found
+// false. Results follow the order of skus.
+func (s *Store) Confirm(ctx context.Context, orderID string, skus []string) ([]HoldResult, error) {
+	res, err := s.endHolds(ctx, s.confirm, orderID, skus)
+	if err != nil {
+		return nil, fmt.Errorf("confirm order %s: %w", orderID, err)
+	}
+	return res, nil
+}
+
+// endHolds runs the release or confirm script for every SKU in one pipeline.
+// On error, the results of the SKUs that did succeed are lost to the caller,
+// which retries: both scripts are idempotent.
+func (s *Store) endHolds(ctx context.Context, sc *redis.Script, orderID string, skus []string) ([]HoldResult, error) {
+	if orderID == "" {
+		return nil, errors.New("empty order id")
+	}
+	if len(skus) == 0 {
+		return nil, nil
+	}
+	calls := make([]scriptCall, len(skus))
+	for i, sku := range skus {
+		if err := checkSKU(sku); err != nil {
+			return nil, err
+		}
+		calls[i] = scriptCall{
+			keys: []string{s.invKey(sku), s.holdKey(sku, orderID), s.holdsKey(sku)},
+			args: []any{orderID},
+		}
+	}
+	cmds := s.runPipelined(ctx, sc, calls)
+	out := make([]HoldResult, len(skus))
+	for i, cmd := range cmds {
+		found, qty, err := pair(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("end hold %s: %w", skus[i], classify(err))
+		}
+		out[i] = HoldResult{SKU: skus[i], Qty: qty, Found: found == 1}
+	}
+	return out, nil
+}
+
+// pair reads a {int, int} script reply.
+func pair(cmd *redis.Cmd) (int64, int64, error) {
+	v, err := cmd.Int64Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(v) != 2 {
+		return 0, 0, fmt.Errorf("script reply has %d values, want 2", len(v))
+	}
+	return v[0], v[1], nil
+}
+
+// mergeLines validates lines and merges lines of the same SKU, keeping the
+// order of first appearance.
+func mergeLines(orderID string, lines []Line) ([]Line, error) {
+	if orderID == "" {
+		return nil, errors.New("reserve: empty order id")
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("reserve order %s: no lines", orderID)
+	}
+	merged := make([]Line, 0, len(lines))
+	index := make(map[string]int, len(lines))
+	for _, l := range lines {
+		if err := checkSKU(l.SKU); err != nil {
+			return nil, fmt.Errorf("reserve order %s: %w", orderID, err)
+		}
+		if l.Qty <= 0 {
+			return nil, fmt.Errorf("reserve order %s: sku %s: quantity %d, want > 0", orderID, l.SKU, l.Qty)
+		}
+		if i, ok := index[l.SKU]; ok {
+			merged[i].Qty += l.Qty
+			continue
+		}
+		index[l.SKU] = len(merged)
+		merged = append(merged, l)
+	}
+	return merged, nil
+}
