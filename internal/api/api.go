@@ -1,0 +1,235 @@
+// Package api is the api process: it loads configuration, opens Postgres, Redis and Kafka,
+// serves the HTTP API, and shuts down in reverse order (drain, stop accepting, finish in-flight
+// requests, flush the producer, close clients) when its context ends.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/catalog"
+	"github.com/orderpipe/orderpipe/internal/config"
+	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/httpapi"
+	"github.com/orderpipe/orderpipe/internal/intake"
+	"github.com/orderpipe/orderpipe/internal/kafka"
+	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+)
+
+// Run runs the api until ctx ends. args are the command-line arguments after the program name
+// (only -h is understood: everything else is configured by environment variables).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg Config
+	if config.WantsHelp(args) {
+		return config.Usage(stdout, "api", "the orderpipe intake API (HTTP, Echo)", &cfg)
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q: the api is configured by environment variables (see -h)", args)
+	}
+	if err := config.Load(&cfg, getenv); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := cfg.Logger(stdout, "api")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	rdb := NewRedis(cfg.Redis)
+	defer rdb.Close()
+	store := redisstore.New(rdb, cfg.RedisKeyPrefix)
+
+	kcl, err := kafka.NewClient(kafka.ClientConfig{
+		Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-api",
+		ProduceTimeout: cfg.KafkaProduceTimeout, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer kcl.Close()
+
+	validator, err := event.NewValidator()
+	if err != nil {
+		return fmt.Errorf("load event schemas: %w", err)
+	}
+
+	catalogStore := postgres.NewCatalogStore(pool)
+	cat := catalog.New(func(ctx context.Context) ([]catalog.Product, error) {
+		ps, err := catalogStore.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]catalog.Product, len(ps))
+		for i, p := range ps {
+			out[i] = productFromRow(p)
+		}
+		return out, nil
+	})
+	keyStore := postgres.NewKeyStore(pool)
+	keys := auth.NewKeys(func(ctx context.Context) ([]auth.Key, error) {
+		rows, err := keyStore.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]auth.Key, len(rows))
+		for i, k := range rows {
+			out[i] = auth.Key{ID: k.ID, Name: k.Name, SecretHash: k.SecretHash, Scopes: k.Scopes, Revoked: k.RevokedAt != nil}
+		}
+		return out, nil
+	})
+	if err := cat.Refresh(ctx); err != nil {
+		return err
+	}
+	if err := keys.Refresh(ctx); err != nil {
+		return err
+	}
+
+	svc := intake.New(intake.Config{
+		HoldTTL: cfg.HoldTTL, PendingTTL: cfg.PendingTTL, ProduceTimeout: cfg.KafkaProduceTimeout,
+		Currency: cfg.Currency, ShippingStandardMinor: cfg.ShippingStandardMinor,
+		ShippingExpressMinor: cfg.ShippingExpressMinor, Source: cfg.EventSource,
+	}, store, kcl, cat, validator, log, reg)
+
+	orders := postgres.NewOrderStore(pool)
+	stock := postgres.NewStockStore(pool)
+	var draining atomic.Bool
+	e := httpapi.New(httpapi.Config{
+		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
+		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
+		InventoryMaxAge: cfg.InventoryMaxAge,
+	}, httpapi.Deps{
+		Keys: keys, Catalog: cat, Intake: svc, Store: store,
+		OrderByID: func(ctx context.Context, id string) (intake.View, bool, error) {
+			o, ok, err := orders.Get(ctx, id)
+			if err != nil || !ok {
+				return intake.View{}, ok, err
+			}
+			return viewFromRow(o), true, nil
+		},
+		SaveProduct: func(ctx context.Context, p catalog.Product) (catalog.Product, error) {
+			row, err := catalogStore.Upsert(ctx, productToRow(p))
+			if err != nil {
+				return catalog.Product{}, err
+			}
+			// A new product starts with no stock: zero in Postgres and in Redis, so orders for
+			// it get an honest 409 until stock arrives (never overwriting live counters).
+			if _, err := stock.SeedMissing(ctx, map[string]int64{p.SKU: 0}); err != nil {
+				return catalog.Product{}, err
+			}
+			if _, err := store.SeedStock(ctx, map[string]int64{p.SKU: 0}); err != nil {
+				return catalog.Product{}, err
+			}
+			return productFromRow(row), nil
+		},
+		Checks: []httpapi.Check{
+			{Name: "postgres", Fn: pool.Ping},
+			{Name: "redis", Fn: store.Ping},
+			{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, kcl) }},
+		},
+		Draining: draining.Load,
+		Log:      log,
+		Registry: reg,
+		Gatherer: reg,
+	})
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout,
+		WriteTimeout:      cfg.RequestTimeout + time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on API_ADDR %s: %w", cfg.Addr, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+loopbackURL(ln.Addr()))
+
+	var g run.Group
+	{
+		g.Add(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve http: %w", err)
+			}
+			return nil
+		}, func(error) {
+			// Drain: fail readiness first so load balancers stop routing here, then stop
+			// accepting and wait for in-flight requests, then flush the producer.
+			draining.Store(true)
+			log.Info("draining", "delay", cfg.DrainDelay.String())
+			time.Sleep(cfg.DrainDelay)
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Error("http shutdown", "err", err)
+			}
+			if err := kcl.Flush(sctx); err != nil {
+				log.Error("flush producer", "err", err)
+			}
+		})
+	}
+	refreshCtx, stopRefresh := context.WithCancel(context.Background())
+	{
+		g.Add(func() error {
+			return cat.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("catalog refresh", "err", err) })
+		}, func(error) { stopRefresh() })
+		g.Add(func() error {
+			return keys.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("api key refresh", "err", err) })
+		}, func(error) { stopRefresh() })
+	}
+	{
+		done := make(chan struct{})
+		g.Add(func() error {
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+			return nil
+		}, func(error) { close(done) })
+	}
+	err = g.Run()
+	log.Info("stopped")
+	return err
+}
+
+// NewRedis builds the Redis client: a single node for one address, Redis Cluster for several.
+func NewRedis(c config.Redis) redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        c.RedisAddrs,
+		Password:     c.RedisPassword,
+		DB:           c.RedisDB,
+		DialTimeout:  c.RedisTimeout,
+		ReadTimeout:  c.RedisTimeout,
+		WriteTimeout: c.RedisTimeout,
+		PoolSize:     c.RedisPoolSize,
+		PoolTimeout:  c.RedisTimeout * 2,
+		MaxRetries:   1,
+	})
+}
+
+func loopbackURL(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+	}
+	return a.String()
+}

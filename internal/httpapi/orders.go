@@ -1,0 +1,203 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/intake"
+	"github.com/orderpipe/orderpipe/internal/order"
+)
+
+// placeOrderRequest is the body of POST /v1/orders (schemas/openapi.yaml, PlaceOrderRequest).
+type placeOrderRequest struct {
+	CustomerID      string            `json:"customer_id"`
+	Email           string            `json:"email"`
+	Priority        string            `json:"priority"`
+	Lines           []placeOrderLine  `json:"lines"`
+	Payment         placeOrderPayment `json:"payment"`
+	ShippingAddress placeOrderAddress `json:"shipping_address"`
+}
+
+type placeOrderLine struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+type placeOrderPayment struct {
+	Method string `json:"method"`
+	Token  string `json:"token"`
+}
+
+type placeOrderAddress struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+var (
+	skuPattern     = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{2,39}$`)
+	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
+	cardLike       = regexp.MustCompile(`^[0-9 -]{12,23}$`)
+	paymentMethods = map[string]bool{"card": true, "paypal": true, "sepa_debit": true, "apple_pay": true, "google_pay": true}
+)
+
+// validate checks every field and reports all problems at once, mirroring the OrderPlaced
+// schema so a request that passes here produces a valid event.
+func (r *placeOrderRequest) validate(maxLines int, maxQty int64) error {
+	var p []order.FieldError
+	add := func(field, format string, args ...any) {
+		p = append(p, order.FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+	}
+	text := func(field, v string, maxLen int, required bool) {
+		switch {
+		case strings.TrimSpace(v) == "" && required:
+			add(field, "is required")
+		case utf8.RuneCountInString(v) > maxLen:
+			add(field, "must be at most %d characters", maxLen)
+		}
+	}
+	text("customer_id", r.CustomerID, 64, true)
+	switch a, err := mail.ParseAddress(r.Email); {
+	case r.Email == "":
+		add("email", "is required")
+	case err != nil || a.Address != r.Email || len(r.Email) > 254:
+		add("email", "must be a plain e-mail address such as buyer@example.com")
+	}
+	if r.Priority != "" && !order.Priority(r.Priority).Valid() {
+		add("priority", "must be standard or express")
+	}
+	switch {
+	case len(r.Lines) == 0:
+		add("lines", "must have at least one line")
+	case len(r.Lines) > maxLines:
+		add("lines", "must have at most %d lines", maxLines)
+	}
+	seen := map[string]int{}
+	for i, l := range r.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		switch {
+		case l.SKU == "":
+			add(f+".sku", "is required")
+		case !skuPattern.MatchString(l.SKU):
+			add(f+".sku", "must be an upper-case SKU such as BRK-PAD-1042")
+		default:
+			if j, dup := seen[l.SKU]; dup {
+				add(f+".sku", "repeats the SKU of lines[%d]; put the whole quantity in one line", j)
+			}
+			seen[l.SKU] = i
+		}
+		switch {
+		case l.Quantity < 1:
+			add(f+".quantity", "must be at least 1")
+		case l.Quantity > maxQty:
+			add(f+".quantity", "must be at most %d", maxQty)
+		}
+	}
+	switch {
+	case r.Payment.Method == "":
+		add("payment.method", "is required")
+	case !paymentMethods[r.Payment.Method]:
+		add("payment.method", "must be one of card, paypal, sepa_debit, apple_pay, google_pay")
+	}
+	switch tok := r.Payment.Token; {
+	case tok == "":
+		add("payment.token", "is required")
+	case cardLike.MatchString(tok):
+		add("payment.token", "looks like a card number; send the payment provider's token, never card data")
+	case len(tok) < 8 || len(tok) > 256:
+		add("payment.token", "must be 8 to 256 characters")
+	}
+	a := r.ShippingAddress
+	text("shipping_address.name", a.Name, 100, true)
+	text("shipping_address.line1", a.Line1, 100, true)
+	text("shipping_address.line2", a.Line2, 100, false)
+	text("shipping_address.city", a.City, 100, true)
+	text("shipping_address.postal_code", a.PostalCode, 16, true)
+	if !countryPattern.MatchString(a.Country) {
+		add("shipping_address.country", "must be an ISO 3166-1 alpha-2 code such as DE")
+	}
+	if len(p) > 0 {
+		return &order.InvalidError{Problems: p}
+	}
+	return nil
+}
+
+func handlePlaceOrder(cfg Config, svc *intake.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		body, _ := c.Get(bodyCtxKey).([]byte)
+		var req placeOrderRequest
+		if err := decodeStrict(c, body, &req); err != nil {
+			return err
+		}
+		if err := req.validate(cfg.MaxLines, cfg.MaxQuantity); err != nil {
+			return err
+		}
+		prio := order.Priority(req.Priority)
+		if prio == "" {
+			prio = order.PriorityStandard
+		}
+		in := intake.Request{
+			OrderID:    orderIDOf(c),
+			APIKeyID:   keyOf(c).ID,
+			CustomerID: req.CustomerID,
+			Email:      req.Email,
+			Priority:   prio,
+			Payment:    event.Payment{Method: req.Payment.Method, Token: req.Payment.Token},
+			Address: event.Address{
+				Name: req.ShippingAddress.Name, Line1: req.ShippingAddress.Line1, Line2: req.ShippingAddress.Line2,
+				City: req.ShippingAddress.City, PostalCode: req.ShippingAddress.PostalCode, Country: req.ShippingAddress.Country,
+			},
+		}
+		for _, l := range req.Lines {
+			in.Lines = append(in.Lines, intake.LineRequest{SKU: l.SKU, Quantity: l.Quantity})
+		}
+		view, err := svc.Place(c.Request().Context(), in)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+view.OrderID)
+		return c.JSON(http.StatusAccepted, view)
+	}
+}
+
+// handleGetOrder answers from Postgres (the truth, once the worker wrote the order) and falls
+// back to the pending snapshot the intake path left in Redis, so an accepted order is never 404.
+func handleGetOrder(byID func(context.Context, string) (intake.View, bool, error), store Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("id")
+		if _, err := uuid.Parse(id); err != nil {
+			return newProblem(http.StatusNotFound, "not-found", "Order not found", "No order has this id.")
+		}
+		ctx := c.Request().Context()
+		view, found, pgErr := byID(ctx, id)
+		if pgErr == nil && found {
+			return c.JSON(http.StatusOK, view)
+		}
+		doc, ok, err := store.PendingOrder(ctx, id)
+		switch {
+		case err == nil && ok:
+			var v intake.View
+			if err := json.Unmarshal(doc, &v); err != nil {
+				return fmt.Errorf("decode pending order %s: %w", id, err)
+			}
+			return c.JSON(http.StatusOK, v)
+		case pgErr != nil || err != nil:
+			return unavailable("Order status cannot be read right now.", time.Second, fmt.Errorf("postgres: %v; redis: %v", pgErr, err))
+		}
+		return newProblem(http.StatusNotFound, "not-found", "Order not found", "No order has this id.")
+	}
+}

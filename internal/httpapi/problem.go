@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderpipe/orderpipe/internal/order"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail,omitempty"`
+	Instance string         `json:"instance,omitempty"`
+	Errors   []ProblemField `json:"errors,omitempty"`
+	Short    []ProblemShort `json:"short,omitempty"`
+
+	retryAfter time.Duration
+	cause      error
+}
+
+// ProblemField names one invalid field.
+type ProblemField struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// ProblemShort is one out-of-stock line.
+type ProblemShort struct {
+	SKU       string `json:"sku"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+}
+
+func (p *Problem) Error() string {
+	if p.cause != nil {
+		return fmt.Sprintf("%d %s: %s: %v", p.Status, p.Title, p.Detail, p.cause)
+	}
+	return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail)
+}
+
+func (p *Problem) Unwrap() error { return p.cause }
+
+// problemType builds the type URI of a problem; the documentation of each lives in
+// docs/errors.md under the same anchor.
+func problemType(slug string) string { return "https://orderpipe.dev/problems/" + slug }
+
+func newProblem(status int, slug, title, detail string) *Problem {
+	return &Problem{Type: problemType(slug), Title: title, Status: status, Detail: detail}
+}
+
+func badRequest(detail string) *Problem {
+	return newProblem(http.StatusBadRequest, "bad-request", "Bad request", detail)
+}
+
+func unavailable(detail string, retry time.Duration, cause error) *Problem {
+	p := newProblem(http.StatusServiceUnavailable, "unavailable", "Service temporarily unavailable", detail)
+	p.retryAfter, p.cause = retry, cause
+	return p
+}
+
+// problemFrom maps any error a handler returns to a problem document. Handlers just return
+// errors; this is the one place that decides their status.
+func problemFrom(err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var invalid *order.InvalidError
+	if errors.As(err, &invalid) {
+		p := newProblem(http.StatusUnprocessableEntity, "invalid-order", "Invalid order", "The order has invalid fields; see errors.")
+		for _, f := range invalid.Problems {
+			p.Errors = append(p.Errors, ProblemField{Field: f.Field, Detail: f.Detail})
+		}
+		return p
+	}
+	var oos *order.OutOfStockError
+	if errors.As(err, &oos) {
+		p := newProblem(http.StatusConflict, "out-of-stock", "Out of stock", "Some lines cannot be fulfilled; see short for what is available.")
+		for _, s := range oos.Short {
+			p.Short = append(p.Short, ProblemShort{SKU: s.SKU, Requested: s.Requested, Available: s.Available})
+		}
+		return p
+	}
+	if errors.Is(err, order.ErrUnavailable) {
+		return unavailable("A dependency is unavailable; nothing was held or charged. Retry with the same Idempotency-Key.", 2*time.Second, err)
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		p := newProblem(he.Code, slugForStatus(he.Code), http.StatusText(he.Code), fmt.Sprint(he.Message))
+		p.cause = he.Internal
+		return p
+	}
+	p = newProblem(http.StatusInternalServerError, "internal", "Internal server error", "An unexpected error occurred; it has been logged.")
+	p.cause = err
+	return p
+}
+
+func slugForStatus(code int) string {
+	switch code {
+	case http.StatusNotFound:
+		return "not-found"
+	case http.StatusMethodNotAllowed:
+		return "method-not-allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "body-too-large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported-media-type"
+	}
+	return "http-" + strconv.Itoa(code)
+}
+
+// errorHandler writes every error as application/problem+json and logs server errors once.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		p := problemFrom(err)
+		if p.Instance == "" {
+			p.Instance = c.Request().URL.Path
+		}
+		if p.Status >= 500 {
+			log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
+				slog.String("method", c.Request().Method), slog.String("route", c.Path()),
+				slog.Int("status", p.Status), slog.String("order_id", orderIDOf(c)),
+				slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+				slog.String("err", p.Error()))
+		}
+		if p.retryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int((p.retryAfter+time.Second-1)/time.Second)))
+		}
+		b, mErr := json.Marshal(p)
+		if mErr != nil {
+			b = []byte(`{"type":"about:blank","title":"Internal server error","status":500}`)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(p.Status)
+			return
+		}
+		_ = c.Blob(p.Status, "application/problem+json", b)
+	}
+}

@@ -1,0 +1,34 @@
+package httpapi
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orderpipe/orderpipe/internal/auth"
+)
+
+// addRoutes is the whole API surface at a glance: path, scope, middleware.
+func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
+	e.Use(middleware.Recover(), middleware.RequestID(), m.middleware())
+
+	// Operations: no auth.
+	e.GET("/livez", handleLive())
+	e.GET("/readyz", handleReady(d.Checks, d.Draining, d.Log))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
+
+	// Public reads: no auth (CDN-friendly).
+	e.GET("/v1/inventory/:sku", handleInventory(cfg, d.Catalog, d.Store))
+	e.GET("/v1/products", handleListProducts(d.Catalog))
+	e.GET("/v1/products/:sku", handleGetProduct(d.Catalog))
+
+	authed := func(scope string) []echo.MiddlewareFunc {
+		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), rateLimit(cfg, d.Store, d.Log)}
+	}
+	// Checkout.
+	e.POST("/v1/orders", handlePlaceOrder(cfg, d.Intake),
+		append(authed(auth.ScopeOrdersWrite), idempotent(cfg, d.Store, d.Log))...)
+	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.Store), authed(auth.ScopeOrdersRead)...)
+	// Catalog management.
+	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct), authed(auth.ScopeCatalogWrite)...)
+}

@@ -1,0 +1,72 @@
+// Package httpapi is the HTTP adapter of the api process: the Echo server, its routes
+// (routes.go lists them all), authentication, rate limiting, idempotency, and the mapping of
+// domain errors to RFC 9457 problem documents. Handlers are closures over their dependencies
+// and just return errors.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/catalog"
+	"github.com/orderpipe/orderpipe/internal/intake"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+)
+
+// Config are the HTTP-level rules.
+type Config struct {
+	MaxBodyBytes     int64
+	MaxLines         int
+	MaxQuantity      int64
+	IdempotencyTTL   time.Duration
+	IdempotencyLease time.Duration
+	RateLimit        int // requests per second per API key
+	RateBurst        int
+	LowStock         int64 // at or below this, availability says low_stock
+	InventoryMaxAge  time.Duration
+}
+
+// Store is the part of the Redis store the HTTP layer uses directly.
+type Store interface {
+	BeginIdempotent(ctx context.Context, scope, key, bodyHash, newID string, lease, ttl time.Duration, now time.Time) (redisstore.IdemBegin, error)
+	FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte) error
+	AbortIdempotent(ctx context.Context, scope, key string) error
+	Allow(ctx context.Context, scope string, ratePerSec, burst int) (bool, time.Duration, error)
+	Availability(ctx context.Context, sku string) (redisstore.Stock, error)
+	PendingOrder(ctx context.Context, orderID string) ([]byte, bool, error)
+}
+
+// Check is one readiness check.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Deps are what the handlers close over.
+type Deps struct {
+	Keys        *auth.Keys
+	Catalog     *catalog.Cache
+	Intake      *intake.Service
+	Store       Store
+	OrderByID   func(ctx context.Context, id string) (intake.View, bool, error)       // Postgres, the truth
+	SaveProduct func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
+	Checks      []Check
+	Draining    func() bool
+	Log         *slog.Logger
+	Registry    prometheus.Registerer
+	Gatherer    prometheus.Gatherer
+}
+
+// New builds the Echo server with every route.
+func New(cfg Config, d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	addRoutes(e, cfg, d, newMetrics(d.Registry))
+	return e
+}

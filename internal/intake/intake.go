@@ -1,0 +1,286 @@
+// Package intake is the checkout's order intake path: price the order from the catalog, hold
+// its stock in Redis, publish OrderPlaced durably, and only then accept it. Every refusal leaves
+// no hold behind (I5); every acceptance is on the broker before the client hears about it (I2).
+//
+//	request -> price (catalog cache) -> build + validate OrderPlaced -> reserve (Redis Lua)
+//	        -> pending snapshot (Redis) -> produce (acks=all, idempotent) -> 202
+//
+// A failure after the reservation releases the holds before answering; a crash in between is
+// healed by the hold deadlines.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/catalog"
+	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/order"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+)
+
+// Stock is the part of the Redis store intake needs.
+type Stock interface {
+	Reserve(ctx context.Context, orderID string, lines []redisstore.Line, deadline time.Time) (redisstore.Reservation, error)
+	Release(ctx context.Context, orderID string, skus []string) ([]redisstore.HoldResult, error)
+	PutPendingOrder(ctx context.Context, orderID string, doc []byte, ttl time.Duration) error
+	DeletePendingOrder(ctx context.Context, orderID string) error
+}
+
+// Producer writes one record and returns once the broker acknowledged it (or it failed).
+type Producer interface {
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
+// Catalog finds products by SKU without a database query.
+type Catalog interface {
+	Get(sku string) (catalog.Product, bool)
+}
+
+// Validator checks produced events against their JSON Schema.
+type Validator interface {
+	Validate(eventType string, data []byte) error
+}
+
+// Config are the intake rules.
+type Config struct {
+	HoldTTL               time.Duration // how long stock stays held for an unpaid order
+	PendingTTL            time.Duration // how long the pending snapshot answers GET before the worker's row exists
+	ProduceTimeout        time.Duration
+	Currency              string
+	ShippingStandardMinor int64
+	ShippingExpressMinor  int64
+	Source                string // CloudEvents source of produced events
+}
+
+// Service places orders.
+type Service struct {
+	cfg       Config
+	stock     Stock
+	producer  Producer
+	catalog   Catalog
+	validator Validator
+	log       *slog.Logger
+	now       func() time.Time
+
+	outcomes       *prometheus.CounterVec
+	produceSeconds prometheus.Histogram
+	reserveSeconds prometheus.Histogram
+}
+
+// New builds the intake service, registering its metrics on reg.
+func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, log *slog.Logger, reg prometheus.Registerer) *Service {
+	f := promauto.With(reg)
+	return &Service{
+		cfg: cfg, stock: stock, producer: producer, catalog: cat, validator: v, log: log, now: time.Now,
+		outcomes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderpipe_intake_orders_total",
+			Help: "Order placements by outcome: accepted, out_of_stock, invalid, unavailable.",
+		}, []string{"outcome"}),
+		produceSeconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderpipe_intake_produce_seconds",
+			Help:    "Time from produce to broker acknowledgement of OrderPlaced.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		reserveSeconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "orderpipe_intake_reserve_seconds",
+			Help:    "Time of the Redis reservation (all lines, one round trip).",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25},
+		}),
+	}
+}
+
+// Request is a validated order request, with its order id already chosen (stable across retries
+// of the same Idempotency-Key).
+type Request struct {
+	OrderID    string
+	APIKeyID   string
+	CustomerID string
+	Email      string
+	Priority   order.Priority
+	Lines      []LineRequest
+	Payment    event.Payment
+	Address    event.Address
+}
+
+// LineRequest is one requested line: what and how many, never a price.
+type LineRequest struct {
+	SKU      string
+	Quantity int64
+}
+
+// Place runs the intake path. Errors: *order.InvalidError (unknown SKUs), *order.OutOfStockError,
+// order.ErrUnavailable (Redis or Kafka down, nothing held).
+func (s *Service) Place(ctx context.Context, req Request) (View, error) {
+	placed, err := s.price(req)
+	if err != nil {
+		s.outcomes.WithLabelValues("invalid").Inc()
+		return View{}, err
+	}
+	env, err := event.NewOrderPlaced(s.cfg.Source, placed)
+	if err != nil {
+		return View{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
+	}
+	if err := s.validator.Validate(event.TypeOrderPlaced, env.Data); err != nil {
+		s.outcomes.WithLabelValues("invalid").Inc()
+		return View{}, invalidFromSchema(err)
+	}
+
+	lines := make([]redisstore.Line, len(req.Lines))
+	skus := make([]string, len(req.Lines))
+	for i, l := range req.Lines {
+		lines[i] = redisstore.Line{SKU: l.SKU, Qty: l.Quantity}
+		skus[i] = l.SKU
+	}
+	start := time.Now()
+	res, err := s.stock.Reserve(ctx, req.OrderID, lines, placed.HoldDeadline)
+	s.reserveSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.outcomes.WithLabelValues("unavailable").Inc()
+		return View{}, fmt.Errorf("reserve order %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+	}
+	if len(res.NotStocked) > 0 {
+		s.outcomes.WithLabelValues("unavailable").Inc()
+		return View{}, fmt.Errorf("order %s: stock of %v not loaded in Redis: %w", req.OrderID, res.NotStocked, order.ErrUnavailable)
+	}
+	if !res.OK {
+		s.outcomes.WithLabelValues("out_of_stock").Inc()
+		short := make([]order.Shortage, len(res.Short))
+		for i, sh := range res.Short {
+			short[i] = order.Shortage{SKU: sh.SKU, Requested: sh.Requested, Available: sh.Available}
+		}
+		return View{}, &order.OutOfStockError{Short: short}
+	}
+
+	view := viewOf(placed)
+	doc, err := json.Marshal(view)
+	if err != nil {
+		s.release(req.OrderID, skus)
+		return View{}, fmt.Errorf("encode view %s: %w", req.OrderID, err)
+	}
+	if err := s.stock.PutPendingOrder(ctx, req.OrderID, doc, s.cfg.PendingTTL); err != nil {
+		s.release(req.OrderID, skus)
+		s.outcomes.WithLabelValues("unavailable").Inc()
+		return View{}, fmt.Errorf("pending snapshot %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+	}
+
+	topic := event.TopicOrdersPlaced
+	if req.Priority == order.PriorityExpress {
+		topic = event.TopicOrdersPlacedPriority
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	start = time.Now()
+	err = s.producer.ProduceSync(pctx, env.Record(topic, []byte(req.OrderID))).FirstErr()
+	s.produceSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		// Not acknowledged: the order is refused, so its holds must go (I5) and it must not
+		// look pending. The client may retry with the same Idempotency-Key, which keeps the
+		// order id.
+		s.release(req.OrderID, skus)
+		s.forget(req.OrderID)
+		s.outcomes.WithLabelValues("unavailable").Inc()
+		return View{}, fmt.Errorf("produce OrderPlaced %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+	}
+	s.outcomes.WithLabelValues("accepted").Inc()
+	s.log.LogAttrs(ctx, slog.LevelDebug, "order accepted", slog.String("order_id", req.OrderID), slog.String("event_id", env.ID), slog.String("topic", topic))
+	return view, nil
+}
+
+// release gives back the holds of a refused order. It runs detached from the request's context
+// so a client that hung up does not leave units held; if Redis is gone too, the hold deadline
+// returns the units later.
+func (s *Service) release(orderID string, skus []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := s.stock.Release(ctx, orderID, skus); err != nil {
+		s.log.Error("release holds of refused order; the hold deadline will return them", "order_id", orderID, "err", err)
+	}
+}
+
+// forget deletes the pending snapshot of a refused order (best effort: it expires anyway).
+func (s *Service) forget(orderID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.stock.DeletePendingOrder(ctx, orderID); err != nil {
+		s.log.Warn("delete pending snapshot of refused order", "order_id", orderID, "err", err)
+	}
+}
+
+// price turns a request into an OrderPlaced event priced from the catalog.
+func (s *Service) price(req Request) (event.OrderPlaced, error) {
+	var problems []order.FieldError
+	lines := make([]order.Line, 0, len(req.Lines))
+	for i, l := range req.Lines {
+		p, ok := s.catalog.Get(l.SKU)
+		switch {
+		case !ok:
+			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("unknown SKU %q", l.SKU)})
+			continue
+		case !p.Active:
+			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("SKU %q is not for sale", l.SKU)})
+			continue
+		case p.Currency != s.cfg.Currency:
+			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("SKU %q is priced in %s, the shop sells in %s", l.SKU, p.Currency, s.cfg.Currency)})
+			continue
+		}
+		lines = append(lines, order.Line{SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, UnitPriceMinor: p.PriceMinor})
+	}
+	if len(problems) > 0 {
+		return event.OrderPlaced{}, &order.InvalidError{Problems: problems}
+	}
+	shipping := s.cfg.ShippingStandardMinor
+	if req.Priority == order.PriorityExpress {
+		shipping = s.cfg.ShippingExpressMinor
+	}
+	totals, err := order.Price(lines, shipping)
+	if err != nil {
+		return event.OrderPlaced{}, &order.InvalidError{Problems: []order.FieldError{{Field: "lines", Detail: err.Error()}}}
+	}
+	now := s.now().UTC().Truncate(time.Millisecond)
+	ev := event.OrderPlaced{
+		OrderID:         req.OrderID,
+		PlacedAt:        now,
+		CustomerID:      req.CustomerID,
+		Email:           req.Email,
+		Priority:        string(req.Priority),
+		Currency:        s.cfg.Currency,
+		SubtotalMinor:   totals.SubtotalMinor,
+		ShippingMinor:   totals.ShippingMinor,
+		TotalMinor:      totals.TotalMinor,
+		Payment:         req.Payment,
+		ShippingAddress: req.Address,
+		HoldDeadline:    now.Add(s.cfg.HoldTTL),
+		APIKeyID:        req.APIKeyID,
+	}
+	for i, l := range lines {
+		lt, _ := l.TotalMinor() // checked by order.Price
+		ev.Lines = append(ev.Lines, event.OrderLine{
+			LineNo: i + 1, SKU: l.SKU, Name: l.Name, Quantity: int(l.Quantity),
+			UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: lt,
+		})
+	}
+	return ev, nil
+}
+
+// invalidFromSchema turns a schema violation of the event we were about to produce into a 422
+// naming the fields. Request validation mirrors the schema, so this is a second line of defence.
+func invalidFromSchema(err error) error {
+	var ve *event.ValidationError
+	if !errors.As(err, &ve) {
+		return &order.InvalidError{Problems: []order.FieldError{{Field: "", Detail: err.Error()}}}
+	}
+	problems := make([]order.FieldError, len(ve.Problems))
+	for i, p := range ve.Problems {
+		problems[i] = order.FieldError{Field: p.Field, Detail: p.Detail}
+	}
+	return &order.InvalidError{Problems: problems}
+}
