@@ -1,0 +1,13 @@
+// Command inventory-sync is not built yet: it says so and exits non-zero, so nothing pretends to run.
+// See the issue tracker for the work that fills it.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "inventory-sync: not implemented yet (planned; see README, 'Status'); exiting")
+	os.Exit(2)
+}

@@ -1,0 +1,302 @@
+package orderctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/demo"
+	"github.com/orderpipe/orderpipe/internal/postgres"
+)
+
+type devFlags struct {
+	dataDir    string
+	apiAddr    string
+	brokerPort int
+}
+
+func (e *env) devCmd() *cobra.Command {
+	var f devFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole pipeline locally: broker, topics, migrations, demo data and keys, api",
+		Long: "Starts a standalone Kafka-protocol broker (kfake) with a data directory, creates the\n" +
+			"topics, creates the database if missing and migrates it, loads the demo catalog and stock,\n" +
+			"prints demo API keys, and runs the api (and the other services as they become available)\n" +
+			"as child processes from the same bin/ directory. Ctrl-C stops everything gracefully.\n" +
+			"Needs only the machine's Postgres and Redis.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return e.dev(cmd.Context(), f) },
+	}
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", ".data", "directory for the broker's data and the demo keys")
+	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8080", "listen address of the api")
+	cmd.Flags().IntVar(&f.brokerPort, "broker-port", 9092, "port of the development broker")
+	return cmd
+}
+
+func (e *env) dev(ctx context.Context, f devFlags) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Dir(self)
+	apiBin := filepath.Join(bin, "api")
+	if _, err := os.Stat(apiBin); err != nil {
+		return fmt.Errorf("%s not found: build every binary into one directory first (make build): %w", apiBin, err)
+	}
+	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
+		return err
+	}
+	if err := createDatabase(ctx, e.cfg.DatabaseURL); err != nil {
+		return err
+	}
+
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", f.brokerPort)
+	e.cfg.KafkaBrokers = []string{brokerAddr}
+	childEnv := append(os.Environ(), "KAFKA_BROKERS="+brokerAddr, "DATABASE_URL="+e.cfg.DatabaseURL)
+
+	var children []*child
+	exited := make(chan error, 8)
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			children[i].stop()
+		}
+	}()
+	broker := exec.Command(self, "broker", "--data-dir", filepath.Join(f.dataDir, "kafka"), "--port", fmt.Sprint(f.brokerPort))
+	broker.Env, broker.Stdout, broker.Stderr = childEnv, e.stdout, os.Stderr
+	c, err := startChild(broker, exited)
+	if err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitTCP(ctx, brokerAddr, 15*time.Second); err != nil {
+		return fmt.Errorf("broker did not come up: %w", err)
+	}
+	if _, err := e.ensureTopics(ctx, true); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "topics: ready")
+
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return err
+	}
+	applied, err := postgres.Migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "migrations: %d applied\n", len(applied))
+	if err := e.seed(ctx, pool); err != nil {
+		pool.Close()
+		return err
+	}
+	keys, err := e.demoKeys(ctx, filepath.Join(f.dataDir, "demo-keys.json"))
+	pool.Close()
+	if err != nil {
+		return err
+	}
+
+	apiCmd := exec.Command(apiBin)
+	apiCmd.Env = append(childEnv, "API_ADDR="+f.apiAddr, "API_DRAIN_DELAY=0s", "LOG_FORMAT=text")
+	apiCmd.Stdout, apiCmd.Stderr = os.Stderr, os.Stderr
+	if c, err = startChild(apiCmd, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	base := "http://" + f.apiAddr
+	if err := waitHTTP(ctx, base+"/readyz", 30*time.Second); err != nil {
+		return fmt.Errorf("api did not become ready: %w", err)
+	}
+	e.banner(base, brokerAddr, keys)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(e.stdout, "stopping…")
+		return nil
+	case err := <-exited:
+		return err
+	}
+}
+
+func (e *env) banner(base, broker string, keys map[string]string) {
+	hot := demo.HotSKUs()[0]
+	fmt.Fprintf(e.stdout, `
+orderpipe is running
+  api      %[1]s   (metrics %[1]s/metrics, readiness %[1]s/readyz)
+  broker   %[2]s   (kcat -b %[2]s -L)
+
+demo API keys (also in .data/demo-keys.json)
+  checkout  %[3]s   scopes orders:write, orders:read
+  ops       %[4]s   scopes catalog:write, inventory:write, reports:read, orders:read
+
+try it
+  curl -s %[1]s/v1/inventory/%[5]s
+  curl -s -X POST %[1]s/v1/orders \
+    -H "Authorization: Bearer %[3]s" \
+    -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" \
+    -H "Content-Type: application/json" \
+    -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
+
+Ctrl-C stops everything.
+`, base, broker, keys["checkout"], keys["ops"], hot)
+}
+
+// demoKeys reuses the demo keys saved in path while they are still valid, and creates them
+// otherwise, so `make run` prints the same keys across restarts.
+func (e *env) demoKeys(ctx context.Context, path string) (map[string]string, error) {
+	want := map[string][]string{
+		"checkout": {auth.ScopeOrdersWrite, auth.ScopeOrdersRead},
+		"ops":      {auth.ScopeCatalogWrite, auth.ScopeInventoryWrite, auth.ScopeReportsRead, auth.ScopeOrdersRead},
+	}
+	saved := map[string]string{}
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &saved)
+	}
+	p, err := e.pool(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	rows, err := postgres.NewKeyStore(p).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]bool{}
+	for _, r := range rows {
+		if r.RevokedAt == nil {
+			live[r.ID] = true
+		}
+	}
+	out := map[string]string{}
+	for name, scopes := range want {
+		if tok, ok := saved[name]; ok {
+			if id, _, err := auth.Parse(tok); err == nil && live[id] {
+				out[name] = tok
+				continue
+			}
+		}
+		tok, err := e.createKey(ctx, "demo-"+name, scopes)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = tok
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// createDatabase creates the database named in dbURL when it does not exist, connecting to the
+// server's maintenance database.
+func createDatabase(ctx context.Context, dbURL string) error {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to postgres to create database %s: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func waitTCP(ctx context.Context, addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitHTTP(ctx context.Context, u string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s answered %d", u, resp.StatusCode)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// child is a process dev started; stop ends it gracefully (SIGTERM, then SIGKILL after 20s).
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startChild(cmd *exec.Cmd, exited chan<- error) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		close(c.done)
+		exited <- fmt.Errorf("%s exited: %v", filepath.Base(cmd.Path), err)
+	}()
+	return c, nil
+}
+
+func (c *child) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}

@@ -1,0 +1,227 @@
+package orderctl_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/testenv"
+)
+
+// TestMakeRunThenReadmeCurl is the README's promise, end to end: build the binaries, run
+// `orderctl dev` (what `make run` runs) against the machine's Postgres and Redis, take the key it
+// prints, run the README's curl commands exactly as written (only the port and the key differ),
+// stop it with Ctrl-C, start it again on the same data directory and find the accepted order's
+// record still on the broker.
+func TestMakeRunThenReadmeCurl(t *testing.T) {
+	for _, tool := range []string{"curl", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed to run the README's commands: %v", tool, err)
+		}
+	}
+	root := repoRoot(t)
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/api", "./cmd/orderctl", "./cmd/order-worker", "./cmd/inventory-sync", "./cmd/notifier")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	_, prefix := testenv.Redis(t) // cleans the keys up afterwards
+	dbName := "orderpipe_dev_" + strings.ReplaceAll(strings.Trim(prefix, ":"), ":", "_")
+	dbURL := strings.Replace(testDatabaseURL(), "/test?", "/"+dbName+"?", 1)
+	t.Cleanup(func() { dropDatabase(t, dbName) })
+	apiAddr, brokerPort := freeAddr(t), freePort(t)
+	dataDir := t.TempDir()
+	env := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_KEY_PREFIX="+prefix, "KAFKA_PARTITIONS=2")
+
+	run := func() (*exec.Cmd, *lines) {
+		cmd := exec.Command(filepath.Join(bin, "orderctl"), "dev", "--data-dir", dataDir, "--api-addr", apiAddr, "--broker-port", fmt.Sprint(brokerPort))
+		cmd.Env = env
+		out := &lines{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		if !out.waitFor("Ctrl-C stops everything", 90*time.Second) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("orderctl dev did not come up:\n%s", out.String())
+		}
+		return cmd, out
+	}
+	stop := func(cmd *exec.Cmd, out *lines) {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("orderctl dev exited with %v after Ctrl-C:\n%s", err, out.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("orderctl dev did not stop after Ctrl-C:\n%s", out.String())
+		}
+		if c, err := net.DialTimeout("tcp", apiAddr, time.Second); err == nil {
+			c.Close()
+			t.Fatal("the api is still listening after orderctl dev stopped")
+		}
+	}
+
+	cmd, out := run()
+	key := regexp.MustCompile(`checkout\s+(op_[0-9a-f]{12}_\S+)`).FindStringSubmatch(out.String())
+	if key == nil {
+		t.Fatalf("no checkout key in the output:\n%s", out.String())
+	}
+	script := readmeBlock(t, root, "curl")
+	script = strings.ReplaceAll(script, "127.0.0.1:8080", apiAddr)
+	sh := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	sh.Env = append(os.Environ(), "ORDERPIPE_KEY="+key[1])
+	shOut, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README commands failed: %v\n%s\nscript:\n%s", err, shOut, script)
+	}
+	for _, want := range []string{`"status":"pending"`, `"order_id":`, `"available":`} {
+		if !strings.Contains(string(shOut), want) {
+			t.Fatalf("README commands printed no %s:\n%s", want, shOut)
+		}
+	}
+	stop(cmd, out)
+
+	// Restart on the same data directory: the broker kept the accepted order's record.
+	cmd, out = run()
+	if n := countRecords(t, fmt.Sprintf("127.0.0.1:%d", brokerPort), "orders.placed"); n != 1 {
+		t.Fatalf("%d records on orders.placed after a restart, want the 1 accepted before it", n)
+	}
+	stop(cmd, out)
+}
+
+// readmeBlock returns the fenced shell block between <!-- name:begin --> and <!-- name:end -->.
+func readmeBlock(t *testing.T, root, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, "<!-- "+name+":begin -->"), strings.Index(s, "<!-- "+name+":end -->")
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no %s block", name)
+	}
+	block := s[i:j]
+	start := strings.Index(block, "```sh\n")
+	end := strings.LastIndex(block, "```")
+	if start < 0 || end <= start {
+		t.Fatalf("README %s block has no ```sh fence", name)
+	}
+	return block[start+len("```sh\n") : end]
+}
+
+func countRecords(t *testing.T, broker, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+type lines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lines) waitFor(s string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if strings.Contains(l.String(), s) {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func testDatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+func dropDatabase(t *testing.T, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, strings.Replace(testDatabaseURL(), "/test?", "/postgres?", 1))
+	if err != nil {
+		t.Errorf("drop database %s: %v", name, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Errorf("drop database %s: %v", name, err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }

@@ -1,0 +1,145 @@
+// Package orderctl is the ops command line: keys, migrations, topics, the development broker,
+// demo data, and `dev`, which runs the whole pipeline locally (what `make run` calls).
+// Commands are built with spf13/cobra; every one has --help, and exit codes are stable:
+// 0 success, 1 failure, 2 bad usage, 3 a check found differences.
+package orderctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orderpipe/orderpipe/internal/config"
+)
+
+// Exit codes scripts can rely on.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+	ExitDiff  = 3
+)
+
+// ExitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// Code returns the exit code for an error Run returned.
+func Code(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitError
+}
+
+// Config is what orderctl reads from the environment (the same variables as the services).
+type Config struct {
+	config.Postgres
+	config.Redis
+	config.Kafka
+	config.Log
+	Topology
+}
+
+// Topology sizes the topics orderctl provisions.
+type Topology struct {
+	Partitions  int32 `env:"KAFKA_PARTITIONS" envDefault:"6" help:"partitions of each topic orderctl creates"`
+	Replication int16 `env:"KAFKA_REPLICATION" envDefault:"1" help:"replication factor of each topic orderctl creates (3 in production)"`
+}
+
+// Validate checks the topology settings.
+func (t *Topology) Validate() error {
+	if t.Partitions < 1 || t.Partitions > 1000 {
+		return config.Errorf("KAFKA_PARTITIONS", "want 1..1000, got %d", t.Partitions)
+	}
+	if t.Replication < 1 || t.Replication > 7 {
+		return config.Errorf("KAFKA_REPLICATION", "want 1..7, got %d", t.Replication)
+	}
+	return nil
+}
+
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	cfg    Config
+}
+
+// Run runs orderctl with args (without the program name).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	e := &env{getenv: getenv, stdout: stdout}
+	root := &cobra.Command{
+		Use:           "orderctl",
+		Short:         "Operate orderpipe: keys, migrations, topics, demo data and the local pipeline",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := config.Load(&e.cfg, getenv); err != nil {
+				return fmt.Errorf("configuration: %w", err)
+			}
+			return nil
+		},
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stdout)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
+	root.AddCommand(
+		e.envCmd(),
+		e.migrateCmd(),
+		e.keysCmd(),
+		e.topicsCmd(),
+		e.brokerCmd(),
+		e.seedCmd(),
+		e.devCmd(),
+	)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !isExit(err) && isUsage(err) {
+		return usageErr("%v", err)
+	}
+	return err
+}
+
+func isExit(err error) bool {
+	var ee *exitError
+	return errors.As(err, &ee)
+}
+
+// isUsage recognises cobra's own argument errors (unknown command, wrong argument count).
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "accepts ", "requires at least", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *env) envCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "List every environment variable orderctl and the services read, with defaults",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var c Config
+			return config.Usage(e.stdout, "orderctl", "the orderpipe ops CLI", &c)
+		},
+	}
+}
