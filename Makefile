@@ -1,0 +1,37 @@
+# orderpipe: `make run` starts the whole pipeline locally, `make test` runs every test.
+# Needs Go, and Postgres and Redis on 127.0.0.1 (see README).
+
+GO        ?= go
+BIN       := bin
+BINARIES  := api order-worker inventory-sync notifier orderctl
+DATA_DIR  ?= .data
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disable
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+TEST_FLAGS ?= -count=1 -timeout 12m
+
+.PHONY: all build run test test-short bench vet lint clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+
+## run: broker (kfake, data in $(DATA_DIR)), topics, migrations, demo data and keys, api.
+run: build
+	$(BIN)/orderctl dev --data-dir $(DATA_DIR)
+
+## test: every test, against the real Postgres and Redis and an in-process broker.
+test:
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test $(TEST_FLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: the intake benchmark (open-model load) and micro-benchmarks; writes docs/benchmarks.md.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/redisstore/ ./internal/event/
+	$(GO) run ./cmd/orderctl bench intake --out docs/benchmarks.md
+
+clean:
+	rm -rf $(BIN) $(DATA_DIR)
