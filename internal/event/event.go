@@ -44,19 +44,30 @@ const SpecVersion = "1.0"
 const (
 	// TypeOrderPlaced is an order the api accepted; data is [OrderPlaced].
 	TypeOrderPlaced = "com.orderpipe.order.placed"
+	// TypeOrderConfirmed is an order whose payment was captured and stock allocated; data is
+	// [OrderConfirmed].
+	TypeOrderConfirmed = "com.orderpipe.order.confirmed"
+	// TypeOrderCancelled is an order that ended without a sale; data is [OrderCancelled].
+	TypeOrderCancelled = "com.orderpipe.order.cancelled"
 )
 
 // Data schemas (CloudEvents "dataschema"): the $id of the JSON Schema of an event's data.
 const (
 	// DataSchemaOrderPlaced is the current schema of [TypeOrderPlaced] data.
 	DataSchemaOrderPlaced = "https://schemas.orderpipe.dev/order-placed.v1.json"
+	// DataSchemaOrderConfirmed is the current schema of [TypeOrderConfirmed] data.
+	DataSchemaOrderConfirmed = "https://schemas.orderpipe.dev/order-confirmed.v1.json"
+	// DataSchemaOrderCancelled is the current schema of [TypeOrderCancelled] data.
+	DataSchemaOrderCancelled = "https://schemas.orderpipe.dev/order-cancelled.v1.json"
 )
 
 // currentSchemas maps every known event type to the $id of its current data schema. Adding an
 // event type means adding a constant pair above and an entry here.
 func currentSchemas() map[string]string {
 	return map[string]string{
-		TypeOrderPlaced: DataSchemaOrderPlaced,
+		TypeOrderPlaced:    DataSchemaOrderPlaced,
+		TypeOrderConfirmed: DataSchemaOrderConfirmed,
+		TypeOrderCancelled: DataSchemaOrderCancelled,
 	}
 }
 
