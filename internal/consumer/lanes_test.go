@@ -1,0 +1,196 @@
+package consumer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/consumer"
+	"github.com/orderpipe/orderpipe/internal/event"
+)
+
+// bigRec is a record about the size of an OrderPlaced event, incompressible (fetch limits count
+// compressed bytes).
+func bigRec(topic string, partition int32, key string) *kgo.Record {
+	r := rec(topic, partition, key)
+	r.Value = make([]byte, 1000)
+	_, _ = rand.Read(r.Value)
+	return r
+}
+
+func (b *bundle) fillBig(t *testing.T, topic, prefix string, perPartition int) []*kgo.Record {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := range perPartition {
+		for p := range int32(3) {
+			recs = append(recs, bigRec(topic, p, fmt.Sprintf("%s-%d-%d", prefix, p, i)))
+		}
+	}
+	return b.produce(t, recs...)
+}
+
+func laneConfig(group string) consumer.Config {
+	return consumer.Config{
+		Group: group, Topics: []string{"prio", "std"}, StartAt: consumer.StartEarliest,
+		PriorityTopic: "prio", MaxStarve: 200 * time.Millisecond, MaxPollRecords: 50,
+	}
+}
+
+func TestPriorityRecordsOvertakeTheStandardBacklog(t *testing.T) {
+	t.Parallel()
+	const group = "lanes"
+	b := setup(t, "std", "prio", event.DeadLetterTopic(group))
+	std := b.fillBig(t, "std", "s", 700)   // 2100 records
+	prio := b.fillBig(t, "prio", "p", 200) // 600 records: several fetches' worth
+	h := newRecorder(nil)
+	h.delay = 2 * time.Millisecond
+	b.start(t, laneConfig(group), h)
+	h.waitDone(t, 30*time.Second, append(std, prio...))
+
+	stdBefore, prioSeen := 0, 0
+	for _, d := range h.done() {
+		if d.topic == "prio" {
+			prioSeen++
+			if prioSeen == len(prio) {
+				break
+			}
+			continue
+		}
+		stdBefore++
+	}
+	t.Logf("standard records handled before the last priority record: %d of %d", stdBefore, len(std))
+	// Without lanes, fetches share their bytes between the topics and about as many standard
+	// records as priority ones go first; with lanes, at most the first fetch's share.
+	if stdBefore > len(std)/6 {
+		t.Fatalf("standard records handled before the last priority record: got %d, want at most %d of the %d backlog",
+			stdBefore, len(std)/6, len(std))
+	}
+}
+
+func TestStandardLaneProgressesWhilePriorityRecordsKeepComing(t *testing.T) {
+	t.Parallel()
+	const group = "starve"
+	const maxStarve = 200 * time.Millisecond
+	b := setup(t, "std", "prio", event.DeadLetterTopic(group))
+	std := b.fillBig(t, "std", "s", 1000)
+	h := newRecorder(nil)
+	h.delay = 3 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	cfg := laneConfig(group)
+	cfg.MaxStarve, cfg.Registerer = maxStarve, reg
+
+	// Priority records arrive continuously for 2.5s.
+	var prio []*kgo.Record
+	start := time.Now()
+	stop := time.Now().Add(2500 * time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; time.Now().Before(stop); i++ {
+			recs := []*kgo.Record{bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))}
+			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), recs...).FirstErr(); err != nil {
+				return
+			}
+			prio = append(prio, recs...)
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	b.start(t, cfg, h)
+
+	var pausedSeen bool
+	for {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Millisecond):
+			if metricValue(t, reg, "orderpipe_consumer_lane_paused", "group", group) == 1 {
+				pausedSeen = true
+			}
+			continue
+		}
+		break
+	}
+	h.waitDone(t, 30*time.Second, append(std, prio...))
+	if !pausedSeen {
+		t.Fatal("the standard lane was never paused while priority records kept coming")
+	}
+
+	// While priority records kept coming, standard records were handled at least about every
+	// MaxStarve, and the lane was paused in between (gaps well above a batch's time).
+	var last time.Time
+	var maxGap time.Duration
+	var gaps int
+	for _, d := range h.done() {
+		if d.topic != "std" || d.at.Before(start.Add(300*time.Millisecond)) || d.at.After(stop) {
+			continue
+		}
+		if !last.IsZero() {
+			gap := d.at.Sub(last)
+			maxGap = max(maxGap, gap)
+			if gap >= maxStarve/2 {
+				gaps++
+			}
+		}
+		last = d.at
+	}
+	t.Logf("standard lane: longest wait %s, %d pauses of at least %s", maxGap, gaps, maxStarve/2)
+	if last.IsZero() {
+		t.Fatal("no standard record handled while priority records kept coming")
+	}
+	if limit := maxStarve + 400*time.Millisecond; maxGap > limit {
+		t.Fatalf("longest wait of the standard lane: got %s, want at most %s", maxGap, limit)
+	}
+	if gaps == 0 {
+		t.Fatalf("standard records flowed without pauses (longest gap %s): priority was not preferred", maxGap)
+	}
+}
+
+// Paused lanes and rebalances: a member joining and leaving while the standard lane is paused
+// loses no record.
+func TestLanesLoseNothingAcrossRebalances(t *testing.T) {
+	t.Parallel()
+	const group = "lanes-churn"
+	b := setup(t, "std", "prio", event.DeadLetterTopic(group))
+	std := b.fillBig(t, "std", "s", 200)
+	h := newRecorder(nil)
+	h.delay = 2 * time.Millisecond
+	cfg := laneConfig(group)
+
+	var (
+		mu   sync.Mutex
+		prio []*kgo.Record
+	)
+	stop := time.Now().Add(2 * time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; time.Now().Before(stop); i++ {
+			r := bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))
+			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), r).FirstErr(); err != nil {
+				return
+			}
+			mu.Lock()
+			prio = append(prio, r)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	b.start(t, cfg, h)
+	time.Sleep(500 * time.Millisecond)
+	second := b.start(t, cfg, h)
+	time.Sleep(700 * time.Millisecond)
+	second.stop(t)
+	<-done
+	mu.Lock()
+	all := append(std, prio...)
+	mu.Unlock()
+	h.waitDone(t, 30*time.Second, all)
+	b.waitCommitted(t, group, "std", b.ends(t, "std"))
+	b.waitCommitted(t, group, "prio", b.ends(t, "prio"))
+}
