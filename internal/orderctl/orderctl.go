@@ -108,6 +108,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.brokerCmd(),
 		e.seedCmd(),
 		e.devCmd(),
+		e.paysimCmd(),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !isExit(err) && isUsage(err) {
