@@ -1,0 +1,93 @@
+package postgres_test
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orderpipe/orderpipe/internal/postgres"
+)
+
+func candidate(sku string, qty int) postgres.Candidate {
+	id := uuid.NewString()
+	return postgres.Candidate{
+		EventID: uuid.NewString(),
+		Order: postgres.Order{
+			ID: id, Status: "confirmed", CustomerID: "c", Email: "a@example.com", Priority: "standard", Currency: "EUR",
+			SubtotalMinor: 100, TotalMinor: 100, ShippingAddress: json.RawMessage(`{}`), PlacedAt: time.Now(), HoldDeadline: time.Now().Add(time.Hour),
+			Lines: []postgres.OrderLine{{LineNo: 1, SKU: sku, Name: sku, Quantity: qty, UnitPriceMinor: 100}},
+		},
+		Payment: postgres.Payment{ProviderID: "ch_" + id[:8], Status: postgres.PaymentCaptured, AmountMinor: 100, Currency: "EUR"},
+	}
+}
+
+// Four workers apply overlapping batches against 30 units at once: exactly 30 units are
+// allocated (one conditional update per SKU per batch, the guard under a row lock), the rest are
+// cancelled out_of_stock with a refund pending, and an event applied twice is decided once.
+func TestApplyGuardsStockUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	addProducts(t, b, "HOT-1", "COLD-1")
+	if _, err := b.stock.SeedMissing(t.Context(), map[string]int64{"HOT-1": 30, "COLD-1": 1000}); err != nil {
+		t.Fatal(err)
+	}
+	store := postgres.NewProcessingStore(b.pool)
+	batches := make([][]postgres.Candidate, 4)
+	for i := range batches {
+		for range 20 {
+			batches[i] = append(batches[i], candidate("HOT-1", 1), candidate("COLD-1", 2))
+		}
+	}
+	// The same event twice: in two batches applied concurrently.
+	batches[3] = append(batches[3], batches[0][0])
+	var mu sync.Mutex
+	decided := map[string]postgres.Decision{}
+	var wg sync.WaitGroup
+	for _, batch := range batches {
+		wg.Go(func() {
+			ds, err := store.Apply(t.Context(), "order-worker", batch, time.Now())
+			if err != nil {
+				t.Errorf("apply: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range ds {
+				if _, dup := decided[d.OrderID]; dup {
+					t.Errorf("order %s decided twice", d.OrderID)
+				}
+				decided[d.OrderID] = d
+			}
+		})
+	}
+	wg.Wait()
+	counts := map[string]int{}
+	for _, d := range decided {
+		counts[d.Status+"/"+d.CancelReason+"/"+d.Payment]++
+	}
+	if len(decided) != 160 || counts["confirmed//captured"] != 110 || counts["cancelled/out_of_stock/refund_pending"] != 50 {
+		t.Fatalf("decisions %v (%d orders), want 110 confirmed (30 hot + 80 cold) and 50 hot refused", counts, len(decided))
+	}
+	levels, err := b.stock.All(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range levels {
+		want := map[string]int64{"HOT-1": 30, "COLD-1": 160}[l.SKU]
+		if l.Allocated != want {
+			t.Errorf("%s allocated %d of %d, want %d", l.SKU, l.Allocated, l.OnHand, want)
+		}
+	}
+	// Applying a decided batch again decides nothing and changes nothing.
+	again, err := store.Apply(t.Context(), "order-worker", batches[1], time.Now())
+	if err != nil || len(again) != 0 {
+		t.Fatalf("re-apply: %d decisions, %v; want none", len(again), err)
+	}
+	known, err := store.Decisions(t.Context(), []string{batches[1][0].Order.ID})
+	if err != nil || known[batches[1][0].Order.ID].Status == "" {
+		t.Fatalf("Decisions = %v, %v", known, err)
+	}
+}
