@@ -17,7 +17,6 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/orderpipe/orderpipe/internal/auth"
 	"github.com/orderpipe/orderpipe/internal/catalog"
@@ -54,7 +53,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pool.Close()
 
-	rdb := NewRedis(cfg.Redis)
+	rdb := redisstore.NewClient(cfg.Redis)
 	defer rdb.Close()
 	store := redisstore.New(rdb, cfg.RedisKeyPrefix)
 
@@ -111,6 +110,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	orders := postgres.NewOrderStore(pool)
 	stock := postgres.NewStockStore(pool)
+	processing := postgres.NewProcessingStore(pool)
 	var draining atomic.Bool
 	e := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
@@ -125,6 +125,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return intake.View{}, ok, err
 			}
 			return viewFromRow(o), true, nil
+		},
+		DeadLetter: func(ctx context.Context, id string) (*intake.DeadLetter, error) {
+			d, ok, err := processing.DeadLetterOf(ctx, id)
+			if err != nil || !ok {
+				return nil, err
+			}
+			return &intake.DeadLetter{ErrorClass: d.ErrorClass, Error: d.Error, At: d.At}, nil
 		},
 		SaveProduct: func(ctx context.Context, p catalog.Product) (catalog.Product, error) {
 			row, err := catalogStore.Upsert(ctx, productToRow(p))
@@ -210,21 +217,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	err = g.Run()
 	log.Info("stopped")
 	return err
-}
-
-// NewRedis builds the Redis client: a single node for one address, Redis Cluster for several.
-func NewRedis(c config.Redis) redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        c.RedisAddrs,
-		Password:     c.RedisPassword,
-		DB:           c.RedisDB,
-		DialTimeout:  c.RedisTimeout,
-		ReadTimeout:  c.RedisTimeout,
-		WriteTimeout: c.RedisTimeout,
-		PoolSize:     c.RedisPoolSize,
-		PoolTimeout:  c.RedisTimeout * 2,
-		MaxRetries:   1,
-	})
 }
 
 func loopbackURL(a net.Addr) string {

@@ -155,4 +155,3 @@ func TestHealthAndMetrics(t *testing.T) {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
-

@@ -43,11 +43,11 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	env         map[string]string
-	redisAddr   string // default: the test Redis
-	kafkaOpts   []kfake.Opt
-	products    []postgres.Product
-	stock       map[string]int64
+	env       map[string]string
+	redisAddr string // default: the test Redis
+	kafkaOpts []kfake.Opt
+	products  []postgres.Product
+	stock     map[string]int64
 }
 
 var testProducts = []postgres.Product{

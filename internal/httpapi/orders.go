@@ -176,7 +176,7 @@ func handlePlaceOrder(cfg Config, svc *intake.Service) echo.HandlerFunc {
 
 // handleGetOrder answers from Postgres (the truth, once the worker wrote the order) and falls
 // back to the pending snapshot the intake path left in Redis, so an accepted order is never 404.
-func handleGetOrder(byID func(context.Context, string) (intake.View, bool, error), store Store) echo.HandlerFunc {
+func handleGetOrder(byID func(context.Context, string) (intake.View, bool, error), deadLetter func(context.Context, string) (*intake.DeadLetter, error), store Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id := c.Param("id")
 		if _, err := uuid.Parse(id); err != nil {
@@ -193,6 +193,11 @@ func handleGetOrder(byID func(context.Context, string) (intake.View, bool, error
 			var v intake.View
 			if err := json.Unmarshal(doc, &v); err != nil {
 				return fmt.Errorf("decode pending order %s: %w", id, err)
+			}
+			if deadLetter != nil && pgErr == nil {
+				if v.DeadLetter, err = deadLetter(ctx, id); err != nil {
+					return unavailable("Order status cannot be read right now.", time.Second, err)
+				}
 			}
 			return c.JSON(http.StatusOK, v)
 		case pgErr != nil || err != nil:

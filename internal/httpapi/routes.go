@@ -28,7 +28,7 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	// Checkout.
 	e.POST("/v1/orders", handlePlaceOrder(cfg, d.Intake),
 		append(authed(auth.ScopeOrdersWrite), idempotent(cfg, d.Store, d.Log))...)
-	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.Store), authed(auth.ScopeOrdersRead)...)
+	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.DeadLetter, d.Store), authed(auth.ScopeOrdersRead)...)
 	// Catalog management.
 	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct), authed(auth.ScopeCatalogWrite)...)
 }

@@ -54,6 +54,7 @@ type Deps struct {
 	Intake      *intake.Service
 	Store       Store
 	OrderByID   func(ctx context.Context, id string) (intake.View, bool, error)       // Postgres, the truth
+	DeadLetter  func(ctx context.Context, id string) (*intake.DeadLetter, error)      // a pending order parked in the dead-letter topic
 	SaveProduct func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
 	Checks      []Check
 	Draining    func() bool

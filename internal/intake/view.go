@@ -9,18 +9,26 @@ import (
 // View is an order as the HTTP API shows it: the 202 answer to POST /v1/orders and the answer
 // to GET /v1/orders/{id}.
 type View struct {
-	OrderID       string     `json:"order_id"`
-	Status        string     `json:"status"`
-	CancelReason  string     `json:"cancel_reason,omitempty"`
-	Priority      string     `json:"priority"`
-	Currency      string     `json:"currency"`
-	Lines         []ViewLine `json:"lines"`
-	SubtotalMinor int64      `json:"subtotal_minor"`
-	ShippingMinor int64      `json:"shipping_minor"`
-	TotalMinor    int64      `json:"total_minor"`
-	PlacedAt      time.Time  `json:"placed_at"`
-	HoldDeadline  time.Time  `json:"hold_deadline"`
-	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	OrderID       string      `json:"order_id"`
+	Status        string      `json:"status"`
+	CancelReason  string      `json:"cancel_reason,omitempty"`
+	Priority      string      `json:"priority"`
+	Currency      string      `json:"currency"`
+	Lines         []ViewLine  `json:"lines"`
+	SubtotalMinor int64       `json:"subtotal_minor"`
+	ShippingMinor int64       `json:"shipping_minor"`
+	TotalMinor    int64       `json:"total_minor"`
+	PlacedAt      time.Time   `json:"placed_at"`
+	HoldDeadline  time.Time   `json:"hold_deadline"`
+	UpdatedAt     *time.Time  `json:"updated_at,omitempty"`
+	DeadLetter    *DeadLetter `json:"dead_letter,omitempty"`
+}
+
+// DeadLetter says that a pending order's record is parked in the dead-letter topic.
+type DeadLetter struct {
+	ErrorClass string    `json:"error_class"`
+	Error      string    `json:"error"`
+	At         time.Time `json:"at"`
 }
 
 // ViewLine is one line of a View.

@@ -174,7 +174,6 @@ func (l *lines) waitFor(s string, within time.Duration) bool {
 	return false
 }
 
-
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := os.Getwd()

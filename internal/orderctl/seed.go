@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/orderpipe/orderpipe/internal/api"
 	"github.com/orderpipe/orderpipe/internal/demo"
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
@@ -71,7 +70,7 @@ func (e *env) seed(ctx context.Context, pool *pgxpool.Pool) error {
 	for _, r := range rows {
 		atp[r.SKU] = r.OnHand - r.Allocated
 	}
-	rdb := api.NewRedis(e.cfg.Redis)
+	rdb := redisstore.NewClient(e.cfg.Redis)
 	defer rdb.Close()
 	created, err := redisstore.New(rdb, e.cfg.RedisKeyPrefix).SeedStock(ctx, atp)
 	if err != nil {

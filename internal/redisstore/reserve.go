@@ -35,6 +35,7 @@ type Reservation struct {
 
 // HoldResult is the outcome of ending one hold.
 type HoldResult struct {
+	Late  bool // Confirm only: the hold had expired and the units were taken back out of ATP
 	SKU   string
 	Qty   int64 // units of the hold; 0 when not found
 	Found bool  // false: there was no hold, nothing changed
@@ -74,7 +75,7 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 	calls := make([]scriptCall, len(merged))
 	for i, l := range merged {
 		calls[i] = scriptCall{
-			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU)},
+			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU), s.endedKey(l.SKU, orderID)},
 			args: []any{orderID, l.Qty, dl},
 		}
 	}
@@ -117,7 +118,7 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 	// caller cannot cancel, so an impatient caller leaves no hold behind.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), compensateTimeout)
 	defer cancel()
-	_, relErr := s.endHolds(cctx, s.release, orderID, mayHold)
+	_, relErr := s.Release(cctx, orderID, mayHold)
 	switch {
 	case failure != nil && relErr != nil:
 		return Reservation{}, fmt.Errorf("reserve order %s: compensation left holds to their deadline (%v): %w", orderID, relErr, failure)
@@ -130,56 +131,65 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 }
 
 // Release ends the holds of orderID on skus and returns their units to ATP
-// (payment declined, order refused, hold expired). Idempotent: a missing hold
+// (payment declined, order refused or cancelled). Idempotent: a missing hold
 // is a no-op reported with Found false. Results follow the order of skus.
 func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]HoldResult, error) {
-	res, err := s.endHolds(ctx, s.release, orderID, skus)
+	lines := make([]Line, len(skus))
+	for i, sku := range skus {
+		lines[i] = Line{SKU: sku}
+	}
+	res, err := s.endHolds(ctx, s.release, orderID, lines, func(Line) []any {
+		return []any{orderID, s.endedTTL.Milliseconds()}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("release order %s: %w", orderID, err)
 	}
 	return res, nil
 }
 
-// Confirm ends the holds of orderID on skus because their units are now
-// allocated in Postgres: held goes down, ATP stays. Idempotent: a missing hold
-// (already confirmed, released or expired) is a no-op reported with Found
-// false. Results follow the order of skus.
-func (s *Store) Confirm(ctx context.Context, orderID string, skus []string) ([]HoldResult, error) {
-	res, err := s.endHolds(ctx, s.confirm, orderID, skus)
+// Confirm ends the holds of orderID because their units are now allocated in
+// Postgres: held goes down, ATP stays. A hold that had expired (its units went
+// back to ATP) is confirmed late: the line's quantity is taken out of ATP again
+// (Late true), because Postgres allocated it. Each hold ends once: a repeated
+// Confirm is a no-op reported with Found false. Results follow the order of lines.
+func (s *Store) Confirm(ctx context.Context, orderID string, lines []Line) ([]HoldResult, error) {
+	res, err := s.endHolds(ctx, s.confirm, orderID, lines, func(l Line) []any {
+		return []any{orderID, l.Qty, s.endedTTL.Milliseconds()}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("confirm order %s: %w", orderID, err)
 	}
 	return res, nil
 }
 
-// endHolds runs the release or confirm script for every SKU in one pipeline.
-// On error, the results of the SKUs that did succeed are lost to the caller,
+// endHolds runs the release or confirm script for every line in one pipeline.
+// On error, the results of the lines that did succeed are lost to the caller,
 // which retries: both scripts are idempotent.
-func (s *Store) endHolds(ctx context.Context, sc *redis.Script, orderID string, skus []string) ([]HoldResult, error) {
+func (s *Store) endHolds(ctx context.Context, sc *redis.Script, orderID string, lines []Line, args func(Line) []any) ([]HoldResult, error) {
 	if orderID == "" {
 		return nil, errors.New("empty order id")
 	}
-	if len(skus) == 0 {
+	if len(lines) == 0 {
 		return nil, nil
 	}
-	calls := make([]scriptCall, len(skus))
-	for i, sku := range skus {
-		if err := checkSKU(sku); err != nil {
+	calls := make([]scriptCall, len(lines))
+	for i, l := range lines {
+		if err := checkSKU(l.SKU); err != nil {
 			return nil, err
 		}
 		calls[i] = scriptCall{
-			keys: []string{s.invKey(sku), s.holdKey(sku, orderID), s.holdsKey(sku)},
-			args: []any{orderID},
+			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU), s.endedKey(l.SKU, orderID)},
+			args: args(l),
 		}
 	}
 	cmds := s.runPipelined(ctx, sc, calls)
-	out := make([]HoldResult, len(skus))
+	out := make([]HoldResult, len(lines))
 	for i, cmd := range cmds {
-		found, qty, err := pair(cmd)
+		code, qty, err := pair(cmd)
 		if err != nil {
-			return nil, fmt.Errorf("end hold %s: %w", skus[i], classify(err))
+			return nil, fmt.Errorf("end hold %s: %w", lines[i].SKU, classify(err))
 		}
-		out[i] = HoldResult{SKU: skus[i], Qty: qty, Found: found == 1}
+		out[i] = HoldResult{SKU: lines[i].SKU, Qty: qty, Found: code != 0, Late: code == 2}
 	}
 	return out, nil
 }

@@ -274,7 +274,7 @@ func TestConfirmEndsHoldOnce(t *testing.T) {
 		{
 			name: "confirm after confirm is a no-op",
 			before: func(t *testing.T, b bundle) {
-				if _, err := b.store.Confirm(t.Context(), "o1", []string{"A"}); err != nil {
+				if _, err := b.store.Confirm(t.Context(), "o1", []redisstore.Line{{SKU: "A", Qty: 3}}); err != nil {
 					t.Fatalf("Confirm: %v", err)
 				}
 			},
@@ -292,7 +292,7 @@ func TestConfirmEndsHoldOnce(t *testing.T) {
 			}
 			tt.before(t, b)
 
-			got, err := b.store.Confirm(t.Context(), "o1", []string{"A"})
+			got, err := b.store.Confirm(t.Context(), "o1", []redisstore.Line{{SKU: "A", Qty: 3}})
 			if err != nil {
 				t.Fatalf("Confirm: %v", err)
 			}
@@ -358,7 +358,10 @@ func TestRedisUnreachableIsUnavailable(t *testing.T) {
 			return err
 		}},
 		{"Release", func(t *testing.T) error { _, err := s.Release(t.Context(), "o1", []string{"A"}); return err }},
-		{"Confirm", func(t *testing.T) error { _, err := s.Confirm(t.Context(), "o1", []string{"A"}); return err }},
+		{"Confirm", func(t *testing.T) error {
+			_, err := s.Confirm(t.Context(), "o1", []redisstore.Line{{SKU: "A", Qty: 1}})
+			return err
+		}},
 		{"Availability", func(t *testing.T) error { _, err := s.Availability(t.Context(), "A"); return err }},
 		{"Availabilities", func(t *testing.T) error { _, err := s.Availabilities(t.Context(), []string{"A"}); return err }},
 		{"SeedStock", func(t *testing.T) error { _, err := s.SeedStock(t.Context(), map[string]int64{"A": 1}); return err }},
@@ -421,7 +424,7 @@ func BenchmarkReserveConfirmHotSKU(b *testing.B) {
 				b.Errorf("Reserve %s: %+v, %v", id, res, err)
 				return
 			}
-			if _, err := bb.store.Confirm(b.Context(), id, []string{"HOT"}); err != nil {
+			if _, err := bb.store.Confirm(b.Context(), id, []redisstore.Line{{SKU: "HOT", Qty: 1}}); err != nil {
 				b.Errorf("Confirm %s: %v", id, err)
 				return
 			}

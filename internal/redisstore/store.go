@@ -54,34 +54,52 @@ type Store struct {
 	reserve    *redis.Script
 	release    *redis.Script
 	confirm    *redis.Script
+	expire     *redis.Script
 	idemBegin  *redis.Script
 	idemFinish *redis.Script
 	idemAbort  *redis.Script
 
-	limiter *redis_rate.Limiter
+	limiter  *redis_rate.Limiter
+	endedTTL time.Duration
 }
+
+// DefaultEndedTTL is how long the marker of an ended hold (confirmed, released, expired) is kept:
+// as long as the order topics are retained, so a replay of any record still finds it.
+const DefaultEndedTTL = 7 * 24 * time.Hour
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithEndedTTL sets how long ended-hold markers are kept (DefaultEndedTTL otherwise).
+func WithEndedTTL(d time.Duration) Option { return func(s *Store) { s.endedTTL = d } }
 
 // New returns a Store on client (a single node or a cluster client). Every
 // key starts with prefix ("op:" when empty); the prefix must not contain
 // braces, which would change the hash slots of the keys.
-func New(client redis.UniversalClient, prefix string) *Store {
+func New(client redis.UniversalClient, prefix string, opts ...Option) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(prefix, "{}") {
 		panic(fmt.Sprintf("redisstore: prefix %q contains a brace", prefix))
 	}
-	return &Store{
+	s := &Store{
+		endedTTL:   DefaultEndedTTL,
 		rdb:        client,
 		prefix:     prefix,
 		reserve:    loadScript("reserve.lua"),
 		release:    loadScript("release.lua"),
 		confirm:    loadScript("confirm.lua"),
+		expire:     loadScript("expire.lua"),
 		idemBegin:  loadScript("idem_begin.lua"),
 		idemFinish: loadScript("idem_finish.lua"),
 		idemAbort:  loadScript("idem_abort.lua"),
 		limiter:    redis_rate.NewLimiter(client),
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func loadScript(name string) *redis.Script {
@@ -105,6 +123,9 @@ func (s *Store) invKey(sku string) string   { return s.prefix + "inv:{" + sku + 
 func (s *Store) holdsKey(sku string) string { return s.prefix + "holds:{" + sku + "}" }
 func (s *Store) holdKey(sku, orderID string) string {
 	return s.prefix + "hold:{" + sku + "}:" + orderID
+}
+func (s *Store) endedKey(sku, orderID string) string {
+	return s.prefix + "ended:{" + sku + "}:" + orderID
 }
 func (s *Store) idemKey(scope, key string) string { return s.prefix + "idem:" + scope + ":" + key }
 func (s *Store) orderKey(orderID string) string   { return s.prefix + "ord:" + orderID }

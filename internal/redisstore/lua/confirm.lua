@@ -1,16 +1,31 @@
--- confirm.lua: end one hold because its units are now allocated in Postgres:
--- held goes down, atp stays. Idempotent: a missing hold changes nothing.
--- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   (one {SKU} slot)
--- ARGV[1] order id
--- Returns {1, qty} when a hold ended, {0, 0} when there was none.
+-- confirm.lua: end one hold because its units are now allocated in Postgres.
+-- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   KEYS[4] ended marker  (one {SKU} slot)
+-- ARGV[1] order id   ARGV[2] the order's qty of this SKU   ARGV[3] ended-marker TTL, ms
+-- Returns {code, qty}:
+--   {1, qty}  the hold ended: held goes down, atp stays (the units moved to allocated)
+--   {2, qty}  late confirmation: the hold had expired and returned its units to atp, then the
+--             Postgres guard allocated them anyway; take them back out of atp (it may go
+--             negative: those units were promised twice and the guard will refuse the other order)
+--   {0, 0}    nothing to do: already confirmed or released, or Redis lost the hold
+--             (reconciliation from Postgres rebuilds the counters)
+-- The ended marker makes every outcome happen once, however often the worker retries.
 local qty = redis.call('HGET', KEYS[2], 'qty')
-if not qty then
-  return {0, 0}
+if qty then
+  qty = tonumber(qty)
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'held', -qty)
+  end
+  redis.call('SET', KEYS[4], 'confirmed', 'PX', ARGV[3])
+  return {1, qty}
 end
-qty = tonumber(qty)
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'held', -qty)
+if redis.call('GET', KEYS[4]) == 'expired' then
+  local want = tonumber(ARGV[2])
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'atp', -want)
+  end
+  redis.call('SET', KEYS[4], 'confirmed', 'PX', ARGV[3])
+  return {2, want}
 end
-return {1, qty}
+return {0, 0}

@@ -1,7 +1,7 @@
--- release.lua: end one hold by returning its units to atp (payment failed,
--- order refused, hold expired). Idempotent: a missing hold changes nothing.
--- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   (one {SKU} slot)
--- ARGV[1] order id
+-- release.lua: end one hold by returning its units to atp (payment declined, order refused or
+-- cancelled). Idempotent: a missing hold changes nothing.
+-- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   KEYS[4] ended marker  (one {SKU} slot)
+-- ARGV[1] order id   ARGV[2] ended-marker TTL, ms
 -- Returns {1, qty} when a hold ended, {0, 0} when there was none.
 local qty = redis.call('HGET', KEYS[2], 'qty')
 if not qty then
@@ -16,4 +16,5 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HINCRBY', KEYS[1], 'atp', qty)
   redis.call('HINCRBY', KEYS[1], 'held', -qty)
 end
+redis.call('SET', KEYS[4], 'released', 'PX', ARGV[2])
 return {1, qty}

@@ -1,6 +1,7 @@
 -- reserve.lua: hold qty units of one SKU for one order.
 -- All keys share the {SKU} hash tag, so the script runs on one cluster slot.
 -- KEYS[1] inv hash (atp, held)   KEYS[2] hold hash (qty, deadline)   KEYS[3] holds zset
+-- KEYS[4] ended marker of this order's hold (a new hold clears it: a retry of a refused order)
 -- ARGV[1] order id   ARGV[2] qty (> 0)   ARGV[3] hold deadline, unix ms
 -- Returns {code, n}:
 --   {0, atp after}   reserved now
@@ -27,4 +28,5 @@ redis.call('HINCRBY', KEYS[1], 'atp', -qty)
 redis.call('HINCRBY', KEYS[1], 'held', qty)
 redis.call('HSET', KEYS[2], 'qty', qty, 'deadline', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 return {0, atp - qty}

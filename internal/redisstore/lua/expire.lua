@@ -1,0 +1,28 @@
+-- expire.lua: return the units of every hold of one SKU whose deadline has passed (the buyer
+-- did not pay in time), at most ARGV[2] of them. Each expired hold gets the ended marker
+-- "expired", so a late confirmation takes its units back exactly once (confirm.lua) and a
+-- second reaper finds nothing to do. All keys share the {SKU} hash tag.
+-- KEYS[1] inv hash   KEYS[2] holds zset
+-- ARGV[1] now, unix ms   ARGV[2] limit   ARGV[3] hold key prefix (up to and including "}:")
+-- ARGV[4] ended key prefix (up to and including "}:")   ARGV[5] ended-marker TTL, ms
+-- Returns a flat list {order id, qty, order id, qty, ...} of the holds expired now.
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+local stocked = redis.call('EXISTS', KEYS[1]) == 1
+for _, order in ipairs(due) do
+  local hold = ARGV[3] .. order
+  local qty = redis.call('HGET', hold, 'qty')
+  redis.call('ZREM', KEYS[2], order)
+  if qty then
+    qty = tonumber(qty)
+    redis.call('DEL', hold)
+    if stocked then
+      redis.call('HINCRBY', KEYS[1], 'atp', qty)
+      redis.call('HINCRBY', KEYS[1], 'held', -qty)
+    end
+    redis.call('SET', ARGV[4] .. order, 'expired', 'PX', ARGV[5])
+    out[#out + 1] = order
+    out[#out + 1] = qty
+  end
+end
+return out
