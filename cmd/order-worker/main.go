@@ -1,13 +1,22 @@
-// Command order-worker is not built yet: it says so and exits non-zero, so nothing pretends to run.
-// See the issue tracker for the work that fills it.
+// Command order-worker charges, decides and confirms accepted orders (consumer group
+// order-worker). It is configured by environment variables; -h lists them.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/orderpipe/orderpipe/internal/orderworker"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "order-worker: not implemented yet (planned; see README, 'Status'); exiting")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := orderworker.Run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "order-worker:", err)
+		os.Exit(1)
+	}
 }

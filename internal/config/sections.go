@@ -58,12 +58,16 @@ type Kafka struct {
 	KafkaBrokers        []string      `env:"KAFKA_BROKERS" envDefault:"127.0.0.1:9092" envSeparator:"," help:"comma-separated Kafka bootstrap brokers"`
 	KafkaClientID       string        `env:"KAFKA_CLIENT_ID" envDefault:"orderpipe" help:"Kafka client id (shows in broker logs and quotas)"`
 	KafkaProduceTimeout time.Duration `env:"KAFKA_PRODUCE_TIMEOUT" envDefault:"5s" help:"how long a produce may wait for the broker's acknowledgement before it counts as failed"`
+	KafkaSessionTimeout time.Duration `env:"KAFKA_SESSION_TIMEOUT" envDefault:"10s" help:"consumer group session timeout: how soon a crashed consumer's partitions move to another member"`
 }
 
 // Validate checks the Kafka section.
 func (k *Kafka) Validate() error {
 	if len(k.KafkaBrokers) == 0 || k.KafkaBrokers[0] == "" {
 		return Errorf("KAFKA_BROKERS", "want at least one host:port")
+	}
+	if k.KafkaSessionTimeout < time.Second || k.KafkaSessionTimeout > 5*time.Minute {
+		return Errorf("KAFKA_SESSION_TIMEOUT", "want 1s..5m, got %s", k.KafkaSessionTimeout)
 	}
 	if k.KafkaProduceTimeout < 100*time.Millisecond {
 		return Errorf("KAFKA_PRODUCE_TIMEOUT", "want at least 100ms, got %s", k.KafkaProduceTimeout)
