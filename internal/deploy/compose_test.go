@@ -25,6 +25,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/api"
 	"github.com/orderpipe/orderpipe/internal/config"
 	"github.com/orderpipe/orderpipe/internal/orderctl"
+	"github.com/orderpipe/orderpipe/internal/orderworker"
 )
 
 // app is a compose service that runs an orderpipe binary built from the repository's Dockerfile.
@@ -39,7 +40,10 @@ type app struct {
 	httpAddr string     // variable holding the HTTP listen address serving /metrics, /readyz, /livez ("" if none)
 	shutdown []string   // duration variables whose sum a graceful stop may take (must fit stop_grace_period)
 	oneShot  bool       // runs to completion before the long-running apps start
-	runs     []string   // the exact commands the service runs, when they are part of the contract
+	// standIn marks a stand-in for a third party (the payment-provider simulator): it uses none of
+	// orderpipe's Postgres, Redis or Kafka, so it needs neither their variables nor to wait for them.
+	standIn bool
+	runs    []string // the exact commands the service runs, when they are part of the contract
 	// args reports whether the binary accepts the arguments the service passes; nil means the
 	// binary takes none (it is configured by environment variables only).
 	args func(ctx context.Context, args []string) error
@@ -64,7 +68,9 @@ func apps() []app {
 			shutdown: []string{"API_DRAIN_DELAY", "API_SHUTDOWN_TIMEOUT"}},
 		{service: "init", binary: "orderctl", config: func() any { return &orderctl.Config{} }, oneShot: true,
 			runs: []string{"orderctl migrate", "orderctl topics --create"}, args: orderctlArgs},
-		{service: "order-worker", binary: "order-worker", config: func() any { return &sharedConfig{} }},
+		{service: "order-worker", binary: "order-worker", config: func() any { return &orderworker.Config{} }, httpAddr: "WORKER_ADMIN_ADDR",
+			shutdown: []string{"WORKER_SHUTDOWN_TIMEOUT"}},
+		{service: "payment-sim", binary: "orderctl", config: func() any { return &orderctl.Config{} }, args: orderctlArgs, standIn: true},
 		{service: "inventory-sync", binary: "inventory-sync", config: func() any { return &sharedConfig{} }},
 		{service: "notifier", binary: "notifier", config: func() any { return &sharedConfig{} }},
 	}
@@ -344,6 +350,12 @@ func TestAppEnvironment(t *testing.T) {
 					t.Fatalf("%s sets %s, which %s does not read (typo or stale name?)", a.service, name, a.binary)
 				}
 			}
+			if a.standIn {
+				if len(env) != 0 {
+					t.Fatalf("%s is a third-party stand-in; it sets %d variables, want none", a.service, len(env))
+				}
+				return
+			}
 			for _, name := range []string{"DATABASE_URL", "REDIS_ADDRS", "KAFKA_BROKERS"} {
 				if env[name] == "" {
 					t.Fatalf("%s: %s: got unset, want it set to the compose service", a.service, name)
@@ -500,6 +512,9 @@ func TestAppsWaitForWhatTheyUse(t *testing.T) {
 		t.Run(a.service, func(t *testing.T) {
 			t.Parallel()
 			svc := s.service(t, a.service)
+			if a.standIn {
+				return
+			}
 			for _, repo := range []string{"postgres", "redis", "apache/kafka"} {
 				target, _ := s.serviceByImage(t, repo)
 				if got := svc.DependsOn[target].Condition; got != "service_healthy" {

@@ -24,9 +24,11 @@ import (
 )
 
 type devFlags struct {
-	dataDir    string
-	apiAddr    string
-	brokerPort int
+	dataDir         string
+	apiAddr         string
+	brokerPort      int
+	paysimAddr      string
+	workerAdminAddr string
 }
 
 func (e *env) devCmd() *cobra.Command {
@@ -45,6 +47,8 @@ func (e *env) devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", ".data", "directory for the broker's data and the demo keys")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8080", "listen address of the api")
 	cmd.Flags().IntVar(&f.brokerPort, "broker-port", 9092, "port of the development broker")
+	cmd.Flags().StringVar(&f.paysimAddr, "paysim-addr", "127.0.0.1:8090", "listen address of the payment-provider simulator")
+	cmd.Flags().StringVar(&f.workerAdminAddr, "worker-admin-addr", "127.0.0.1:9091", "admin address (/readyz, /metrics) of order-worker")
 	return cmd
 }
 
@@ -111,6 +115,27 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 		return err
 	}
 
+	// The payment provider (simulator) and the order worker.
+	sim := exec.Command(self, "paysim", "--addr", f.paysimAddr, "--latency", "60ms", "--jitter", "40ms", "--decline-rate", "0.03", "--fault-rate", "0.01")
+	sim.Env, sim.Stdout, sim.Stderr = childEnv, os.Stderr, os.Stderr
+	if c, err = startChild(sim, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitHTTP(ctx, "http://"+f.paysimAddr+"/healthz", 15*time.Second); err != nil {
+		return fmt.Errorf("payment simulator did not come up: %w", err)
+	}
+	worker := exec.Command(filepath.Join(bin, "order-worker"))
+	worker.Env = append(childEnv, "PAYMENT_URL=http://"+f.paysimAddr, "WORKER_ADMIN_ADDR="+f.workerAdminAddr, "LOG_FORMAT=text")
+	worker.Stdout, worker.Stderr = os.Stderr, os.Stderr
+	if c, err = startChild(worker, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitHTTP(ctx, "http://"+f.workerAdminAddr+"/readyz", 30*time.Second); err != nil {
+		return fmt.Errorf("order-worker did not become ready: %w", err)
+	}
+
 	apiCmd := exec.Command(apiBin)
 	apiCmd.Env = append(childEnv, "API_ADDR="+f.apiAddr, "API_DRAIN_DELAY=0s", "LOG_FORMAT=text")
 	apiCmd.Stdout, apiCmd.Stderr = os.Stderr, os.Stderr
@@ -122,7 +147,7 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	if err := waitHTTP(ctx, base+"/readyz", 30*time.Second); err != nil {
 		return fmt.Errorf("api did not become ready: %w", err)
 	}
-	e.banner(base, brokerAddr, keys)
+	e.banner(base, brokerAddr, f, keys)
 
 	select {
 	case <-ctx.Done():
@@ -133,12 +158,14 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	}
 }
 
-func (e *env) banner(base, broker string, keys map[string]string) {
+func (e *env) banner(base, broker string, f devFlags, keys map[string]string) {
 	hot := demo.HotSKUs()[0]
 	fmt.Fprintf(e.stdout, `
 orderpipe is running
   api      %[1]s   (metrics %[1]s/metrics, readiness %[1]s/readyz)
   broker   %[2]s   (kcat -b %[2]s -L)
+  payments http://%[6]s   (simulator: GET /v1/stats)
+  worker   http://%[7]s   (order-worker: /readyz, /metrics)
 
 demo API keys (also in .data/demo-keys.json)
   checkout  %[3]s   scopes orders:write, orders:read
@@ -153,7 +180,7 @@ try it
     -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
 
 Ctrl-C stops everything.
-`, base, broker, keys["checkout"], keys["ops"], hot)
+`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr)
 }
 
 // demoKeys reuses the demo keys saved in path while they are still valid, and creates them

@@ -44,12 +44,13 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 	dbName := "orderpipe_dev_" + strings.ReplaceAll(strings.Trim(prefix, ":"), ":", "_")
 	dbURL := strings.Replace(testDatabaseURL(), "/test?", "/"+dbName+"?", 1)
 	t.Cleanup(func() { dropDatabase(t, dbName) })
-	apiAddr, brokerPort := freeAddr(t), freePort(t)
+	apiAddr, brokerPort, paysimAddr, workerAddr := freeAddr(t), freePort(t), freeAddr(t), freeAddr(t)
 	dataDir := t.TempDir()
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "REDIS_KEY_PREFIX="+prefix, "KAFKA_PARTITIONS=2")
 
 	run := func() (*exec.Cmd, *lines) {
-		cmd := exec.Command(filepath.Join(bin, "orderctl"), "dev", "--data-dir", dataDir, "--api-addr", apiAddr, "--broker-port", fmt.Sprint(brokerPort))
+		cmd := exec.Command(filepath.Join(bin, "orderctl"), "dev", "--data-dir", dataDir, "--api-addr", apiAddr, "--broker-port", fmt.Sprint(brokerPort),
+			"--paysim-addr", paysimAddr, "--worker-admin-addr", workerAddr)
 		cmd.Env = env
 		out := &lines{}
 		cmd.Stdout, cmd.Stderr = out, out
@@ -98,6 +99,10 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 		if !strings.Contains(string(shOut), want) {
 			t.Fatalf("README commands printed no %s:\n%s", want, shOut)
 		}
+	}
+	// The order worker decided the order: the last answer shows a terminal status.
+	if !regexp.MustCompile(`"status":"(confirmed|cancelled)"`).Match(shOut) {
+		t.Fatalf("the order was not decided by order-worker; README commands printed:\n%s", shOut)
 	}
 	stop(cmd, out)
 
