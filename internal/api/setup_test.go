@@ -1,15 +1,12 @@
 package api_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +35,6 @@ type bundle struct {
 	reader  string // token with orders:read only
 	catalog string // token with catalog:write
 	client  *http.Client
-	logs    *syncBuffer
 	stop    func() error
 }
 
@@ -64,7 +60,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	pool, dbURL := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
 	cluster := testenv.Kafka(t, o.kafkaOpts...)
-	b := &bundle{pool: pool, rdb: rdb, store: redisstore.New(rdb, prefix), kafka: cluster, logs: &syncBuffer{}}
+	b := &bundle{pool: pool, rdb: rdb, store: redisstore.New(rdb, prefix), kafka: cluster}
 	ctx := t.Context()
 
 	products := o.products
@@ -118,95 +114,10 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	for k, v := range o.env {
 		env[k] = v
 	}
-	b.url, b.stop = start(t, env, b.logs)
+	proc := testenv.Start(t, "api", api.Run, env)
+	b.url, b.stop = proc.URL, proc.Stop
 	b.client = &http.Client{Timeout: 15 * time.Second, Transport: conformance(t, http.DefaultTransport)}
 	return b
-}
-
-// start runs api.Run as the binary would and waits until it listens and is ready.
-func start(t *testing.T, env map[string]string, logs *syncBuffer) (string, func() error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- api.Run(ctx, nil, func(k string) string { return env[k] }, pw)
-		pw.Close()
-	}()
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			logs.Write(append(append([]byte{}, line...), '\n'))
-			var rec struct{ Msg, URL string }
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "listening" {
-				urlc <- rec.URL
-			}
-		}
-	}()
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(30 * time.Second):
-				stopErr = fmt.Errorf("api did not stop within 30s")
-			}
-		})
-		return stopErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("api stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("api logs:\n%s", logs.String())
-		}
-	})
-	var url string
-	select {
-	case url = <-urlc:
-	case err := <-done:
-		t.Fatalf("api exited before listening: %v\nlogs:\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("api did not listen within 20s\nlogs:\n%s", logs.String())
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("api not ready within 20s (last: %v)\nlogs:\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return url, stop
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // response is a decoded HTTP answer.

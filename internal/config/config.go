@@ -158,3 +158,33 @@ func validate(v reflect.Value) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Undocumented lists the problems of a Markdown document's configuration tables for cfg: every
+// variable cfg reads needs a table row starting with "| `NAME` |" that shows its default
+// ("`default`", or "empty" for an empty one). Docs move with code; tests call this.
+func Undocumented(markdown string, cfg any) ([]string, error) {
+	settings, _, err := describe(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var problems []string
+	for _, s := range settings {
+		i := strings.Index(markdown, "| `"+s.Name+"` |")
+		if i < 0 {
+			problems = append(problems, s.Name+": no row")
+			continue
+		}
+		line := markdown[i:]
+		if j := strings.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
+		}
+		def := "`" + s.Default + "`"
+		if s.Default == "" {
+			def = "empty"
+		}
+		if !strings.Contains(line, def) {
+			problems = append(problems, fmt.Sprintf("%s: row does not show the default %s", s.Name, def))
+		}
+	}
+	return problems, nil
+}

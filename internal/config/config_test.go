@@ -1,0 +1,76 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+type Section struct {
+	Port  int           `env:"T_PORT" envDefault:"8080" help:"port"`
+	Wait  time.Duration `env:"T_WAIT" envDefault:"2s" help:"wait"`
+	Token string        `env:"T_TOKEN" help:"token"`
+}
+
+func (s *Section) Validate() error {
+	if s.Port > 65535 {
+		return Errorf("T_PORT", "want at most 65535, got %d", s.Port)
+	}
+	return nil
+}
+
+type appConfig struct {
+	Section
+}
+
+func TestLoadNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"T_PORT": "eighty"}, `T_PORT: invalid value "eighty"`},
+		{map[string]string{"T_WAIT": "soon"}, `T_WAIT: invalid value "soon"`},
+		{map[string]string{"T_PORT": "70000"}, "T_PORT: want at most 65535, got 70000"},
+	}
+	for _, tt := range tests {
+		var c appConfig
+		err := Load(&c, func(k string) string { return tt.env[k] })
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("env %v: err = %v, want it to contain %q", tt.env, err, tt.want)
+		}
+	}
+	var c appConfig
+	if err := Load(&c, func(k string) string { return map[string]string{"T_TOKEN": "x"}[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 8080 || c.Wait != 2*time.Second || c.Token != "x" {
+		t.Fatalf("got %+v, want defaults and the token", c)
+	}
+}
+
+func TestUsageAndUndocumented(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	if err := Usage(&b, "app", "does things", &appConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"T_PORT", "8080", "T_WAIT", "2s", `""`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, b.String())
+		}
+	}
+	doc := "| `T_PORT` | `8080` | port |\n| `T_WAIT` | `5s` | wait |\n"
+	got, err := Undocumented(doc, &appConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"T_WAIT: row does not show the default `2s`", "T_TOKEN: no row"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if !WantsHelp([]string{"-h"}) || WantsHelp([]string{"serve"}) {
+		t.Fatal("WantsHelp")
+	}
+}
