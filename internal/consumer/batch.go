@@ -214,7 +214,12 @@ func (c *Consumer) forward(hctx context.Context, items []item, rewind map[tp]tim
 		return
 	}
 	pctx, cancel := context.WithTimeout(hctx, forwardTimeout)
-	results := c.cl.ProduceSync(pctx, recs...)
+	// ProduceSync returns results in completion order, not in the order given: index them by
+	// record so each item gets its own record's result.
+	byRec := make(map[*kgo.Record]error, len(recs))
+	for _, r := range c.cl.ProduceSync(pctx, recs...) {
+		byRec[r.Record] = r.Err
+	}
 	cancel()
 	keep := func(it *item, why string, err error) {
 		it.state = unsettled
@@ -226,7 +231,7 @@ func (c *Consumer) forward(hctx context.Context, items []item, rewind map[tp]tim
 	}
 	for j, i := range idx {
 		it := &items[i]
-		if err := results[j].Err; err != nil {
+		if err := byRec[recs[j]]; err != nil {
 			keep(it, "record not forwarded; kept for a later retry", fmt.Errorf("produce to %s: %w", it.fwd.Topic, err))
 			continue
 		}
@@ -250,8 +255,8 @@ func (c *Consumer) forward(hctx context.Context, items []item, rewind map[tp]tim
 		c.m.deadLetters.WithLabelValues(c.cfg.Group, o.topic, class).Inc()
 		c.log.LogAttrs(hctx, slog.LevelWarn, "record dead-lettered", c.recAttrs(it.rec,
 			slog.String("source_topic", o.topic), slog.Int("source_partition", int(o.partition)), slog.Int64("source_offset", o.offset),
-			slog.String("dlq_topic", it.fwd.Topic), slog.Int("dlq_partition", int(results[j].Record.Partition)),
-			slog.Int64("dlq_offset", results[j].Record.Offset), slog.Int("attempts", it.tier+1),
+			slog.String("dlq_topic", it.fwd.Topic), slog.Int("dlq_partition", int(recs[j].Partition)),
+			slog.Int64("dlq_offset", recs[j].Offset), slog.Int("attempts", it.tier+1),
 			slog.String("class", class), slog.Any("error", it.err))...)
 	}
 }

@@ -400,7 +400,7 @@ func (p *Processor) endHolds(ctx context.Context, items []*item) {
 // publish produces the outcome event of each order, deterministic per order and outcome.
 func (p *Processor) publish(ctx context.Context, items []*item) {
 	var recs []*kgo.Record
-	var owners []*item
+	owners := map[*kgo.Record]*item{}
 	for _, it := range items {
 		if it.err != nil {
 			continue
@@ -410,16 +410,18 @@ func (p *Processor) publish(ctx context.Context, items []*item) {
 			it.err = consumer.Transient(err)
 			continue
 		}
-		recs = append(recs, env.Record(event.TopicOrderEvents, []byte(it.placed.OrderID)))
-		owners = append(owners, it)
+		rec := env.Record(event.TopicOrderEvents, []byte(it.placed.OrderID))
+		recs = append(recs, rec)
+		owners[rec] = it
 	}
 	if len(recs) == 0 {
 		return
 	}
-	res := p.producer.ProduceSync(ctx, recs...)
-	for i, r := range res {
+	// Results come back in completion order, not in the order given: match them by record.
+	for _, r := range p.producer.ProduceSync(ctx, recs...) {
 		if r.Err != nil {
-			owners[i].err = consumer.Transient(fmt.Errorf("publish outcome of %s: %w", owners[i].placed.OrderID, r.Err))
+			it := owners[r.Record]
+			it.err = consumer.Transient(fmt.Errorf("publish outcome of %s: %w", it.placed.OrderID, r.Err))
 		}
 	}
 }
