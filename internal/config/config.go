@@ -139,15 +139,16 @@ func nameVariables(err error, fields, environ map[string]string) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// validate calls Validate on every section embedded in the settings struct. Sections are flat:
-// they do not embed other sections, so each Validate runs exactly once.
+// validate calls Validate on every section of the settings struct (embedded, or a named field
+// when two sections share a type name). Sections are flat: they do not contain other sections,
+// so each Validate runs exactly once.
 func validate(v reflect.Value) error {
 	var errs []error
 	v = v.Elem()
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if !f.Anonymous || f.Type.Kind() != reflect.Struct {
+		if f.Type.Kind() != reflect.Struct || !f.IsExported() || f.Tag.Get("env") != "" {
 			continue
 		}
 		if val, ok := v.Field(i).Addr().Interface().(Validator); ok {

@@ -74,3 +74,28 @@ func TestUsageAndUndocumented(t *testing.T) {
 		t.Fatal("WantsHelp")
 	}
 }
+
+type named struct {
+	First  Section
+	Second struct {
+		Name string `env:"T_NAME" envDefault:"x"`
+	}
+}
+
+// Sections may also be named fields (two sections of the same type name cannot both be
+// embedded): they are parsed, listed and validated like embedded ones.
+func TestNamedSections(t *testing.T) {
+	t.Parallel()
+	var c named
+	env := map[string]string{"T_PORT": "9000", "T_NAME": "y"}
+	if err := Load(&c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.First.Port != 9000 || c.Second.Name != "y" {
+		t.Fatalf("got %+v", c)
+	}
+	env["T_PORT"] = "99999"
+	if err := Load(&c, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "T_PORT") {
+		t.Fatalf("named section not validated: %v", err)
+	}
+}
