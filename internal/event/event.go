@@ -68,6 +68,13 @@ func currentSchemas() map[string]string {
 		TypeOrderPlaced:    DataSchemaOrderPlaced,
 		TypeOrderConfirmed: DataSchemaOrderConfirmed,
 		TypeOrderCancelled: DataSchemaOrderCancelled,
+		// Stock events and OrderShipped: stock.go.
+		TypeStockLevel:    DataSchemaStockLevel,
+		TypeStockAdjusted: DataSchemaStockAdjusted,
+		TypeStockShipped:  DataSchemaStockShipped,
+		TypeOrderShipped:  DataSchemaOrderShipped,
+		// HoldExpired: hold.go.
+		TypeHoldExpired: DataSchemaHoldExpired,
 	}
 }
 
