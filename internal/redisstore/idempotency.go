@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"strconv"
 	"time"
 )
@@ -105,13 +106,35 @@ func (s *Store) BeginIdempotent(ctx context.Context, scope, key, bodyHash, newID
 	return b, nil
 }
 
+// Snapshot is the pending view of a just-accepted order, written together with its
+// idempotent answer so GET /v1/orders/{id} answers before order-worker has written Postgres.
+type Snapshot struct {
+	OrderID string
+	Doc     []byte
+	TTL     time.Duration
+}
+
 // FinishIdempotent stores the final answer of the attempt that owns (scope,
 // key), so later requests replay it. The TTL set by BeginIdempotent is kept;
-// a record that already expired is not recreated.
-func (s *Store) FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte) error {
+// a record that already expired is not recreated. Snapshots (of an accepted
+// order) are written in the same round trip (one pipeline; the keys may live
+// in different cluster slots).
+func (s *Store) FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte, snaps ...Snapshot) error {
 	k := s.idemKey(scope, key)
-	if err := s.idemFinish.Run(ctx, s.rdb, []string{k}, status, contentType, body).Err(); err != nil {
+	calls := []scriptCall{{keys: []string{k}, args: []any{status, contentType, body}}}
+	var sets []*redis.StatusCmd
+	cmds := s.runPipelined(ctx, s.idemFinish, calls, func(p redis.Pipeliner) {
+		for _, sn := range snaps {
+			sets = append(sets, p.Set(ctx, s.orderKey(sn.OrderID), sn.Doc, sn.TTL))
+		}
+	})
+	if err := cmds[0].Err(); err != nil {
 		return fmt.Errorf("finish idempotent %s: %w", k, classify(err))
+	}
+	for i, c := range sets {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("pending snapshot of %s: %w", snaps[i].OrderID, classify(err))
+		}
 	}
 	return nil
 }

@@ -144,6 +144,7 @@ func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]H
 	if err != nil {
 		return nil, fmt.Errorf("release order %s: %w", orderID, err)
 	}
+	s.announceReleased(ctx, res)
 	return res, nil
 }
 

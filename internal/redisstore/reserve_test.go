@@ -374,7 +374,9 @@ func TestRedisUnreachableIsUnavailable(t *testing.T) {
 			return s.FinishIdempotent(t.Context(), "orders", "k", 202, "application/json", nil)
 		}},
 		{"AbortIdempotent", func(t *testing.T) error { return s.AbortIdempotent(t.Context(), "orders", "k") }},
-		{"PutPendingOrder", func(t *testing.T) error { return s.PutPendingOrder(t.Context(), "o1", []byte("{}"), time.Minute) }},
+		{"FinishIdempotent", func(t *testing.T) error {
+			return s.FinishIdempotent(t.Context(), "k", "i", 202, "application/json", []byte("{}"), redisstore.Snapshot{OrderID: "o1", Doc: []byte("{}"), TTL: time.Minute})
+		}},
 		{"PendingOrder", func(t *testing.T) error { _, _, err := s.PendingOrder(t.Context(), "o1"); return err }},
 		{"Allow", func(t *testing.T) error { _, _, err := s.Allow(t.Context(), "k", 1, 1); return err }},
 		{"Ping", func(t *testing.T) error { return s.Ping(t.Context()) }},

@@ -151,12 +151,16 @@ type scriptCall struct {
 // script cache was empty, e.g. after a restart or failover); they are sent
 // again with EVAL, which also caches the script. Each returned command holds
 // its own result or error.
-func (s *Store) runPipelined(ctx context.Context, sc *redis.Script, calls []scriptCall) []*redis.Cmd {
+func (s *Store) runPipelined(ctx context.Context, sc *redis.Script, calls []scriptCall, extra ...func(redis.Pipeliner)) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
-	// Per-command errors are read from cmds; Exec's error is the first of them.
+	// Per-command errors are read from cmds; Exec's error is the first of them. Extra commands
+	// ride in the same round trip; their callers read their own results.
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
 			cmds[i] = p.EvalSha(ctx, sc.Hash(), c.keys, c.args...)
+		}
+		for _, x := range extra {
+			x(p)
 		}
 		return nil
 	})

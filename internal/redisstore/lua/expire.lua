@@ -3,6 +3,9 @@
 -- "expired", so a late confirmation takes its units back exactly once (confirm.lua) and a
 -- second reaper finds nothing to do. All keys share the {SKU} hash tag.
 -- KEYS[1] inv hash   KEYS[2] holds zset
+-- KEYS[3] (optional) the expiry outbox hash of the SKU: each expired hold is recorded there as
+--         order id -> "qty,deadline ms,expired at ms" until the reaper has published its
+--         hold.expired event (so a crash between this script and the publish loses no event)
 -- ARGV[1] now, unix ms   ARGV[2] limit   ARGV[3] hold key prefix (up to and including "}:")
 -- ARGV[4] ended key prefix (up to and including "}:")   ARGV[5] ended-marker TTL, ms
 -- Returns a flat list {order id, qty, order id, qty, ...} of the holds expired now.
@@ -11,10 +14,15 @@ local out = {}
 local stocked = redis.call('EXISTS', KEYS[1]) == 1
 for _, order in ipairs(due) do
   local hold = ARGV[3] .. order
-  local qty = redis.call('HGET', hold, 'qty')
+  local h = redis.call('HMGET', hold, 'qty', 'deadline')
+  local qty = h[1]
   redis.call('ZREM', KEYS[2], order)
   if qty then
     qty = tonumber(qty)
+    if KEYS[3] then
+      redis.call('HSET', KEYS[3], order, qty .. ',' .. (h[2] or ARGV[1]) .. ',' .. ARGV[1])
+      redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    end
     redis.call('DEL', hold)
     if stocked then
       redis.call('HINCRBY', KEYS[1], 'atp', qty)
