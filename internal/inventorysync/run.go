@@ -1,0 +1,192 @@
+package inventorysync
+
+import (
+	"context"
+	"fmt"
+	"github.com/orderpipe/orderpipe/internal/reaper"
+	"github.com/orderpipe/orderpipe/internal/reconcile"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/admin"
+	"github.com/orderpipe/orderpipe/internal/config"
+	"github.com/orderpipe/orderpipe/internal/consumer"
+	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/kafka"
+	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+)
+
+// How often the shortfall gauges are refreshed from Postgres and old delta records pruned.
+const (
+	shortfallInterval = 15 * time.Second
+	pruneInterval     = time.Hour
+)
+
+// Run runs inventory-sync until ctx ends, then finishes the batch in hand, commits and leaves the
+// group. Configuration comes from environment variables (-h lists them).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg Config
+	if config.WantsHelp(args) {
+		return config.Usage(stdout, "inventory-sync", "applies warehouse stock events to Postgres and Redis (consumer group inventory-sync)", &cfg)
+	}
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q: inventory-sync is configured by environment variables (see -h)", args)
+	}
+	if err := config.Load(&cfg, getenv); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := cfg.Logger(stdout, "inventory-sync")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rdb := redisstore.NewClient(cfg.Redis)
+	defer rdb.Close()
+	counters := redisstore.New(rdb, cfg.RedisKeyPrefix)
+
+	producer, err := kafka.NewClient(kafka.ClientConfig{
+		Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-inventory-sync",
+		ProduceTimeout: cfg.KafkaProduceTimeout, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	validator, err := event.NewValidator()
+	if err != nil {
+		return fmt.Errorf("load event schemas: %w", err)
+	}
+	store := postgres.NewInventoryStore(pool)
+	proc := NewProcessor(cfg.EventSource, store, counters, producer, validator, log, reg)
+
+	// InPlaceOnly: a failing event is retried where it is (its partition paused with backoff),
+	// never moved to a retry topic, so a warehouse's events of a SKU are applied in their order.
+	// StartAt earliest: a new group applies every retained event; the seq guard (I7) makes the
+	// ones already reflected in Postgres change nothing, while starting at the end would lose
+	// whatever was published before the group first joined.
+	c, err := consumer.New(consumer.Config{
+		Group:           cfg.Group,
+		Topics:          []string{event.TopicInventoryStock},
+		Brokers:         cfg.KafkaBrokers,
+		ClientID:        cfg.KafkaClientID + "-inventory-sync",
+		StartAt:         cfg.StartAt,
+		MaxPollRecords:  cfg.BatchSize,
+		RetryInPlaceFor: cfg.RetryInPlace,
+		InPlaceOnly:     true,
+		MaxBackoff:      cfg.MaxBackoff,
+		DrainTimeout:    cfg.ShutdownTimeout,
+		Registerer:      reg,
+		Log:             log,
+		KafkaOpts:       []kgo.Opt{kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5)},
+	}, proc)
+	if err != nil {
+		return err
+	}
+
+	adm, err := admin.Listen(cfg.AdminAddr, []admin.Check{
+		{Name: "postgres", Fn: pool.Ping},
+		{Name: "redis", Fn: counters.Ping},
+		{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, producer) }},
+	}, reg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "admin_addr", adm.Addr(), "group", cfg.Group)
+
+	var g run.Group
+	cctx, stopConsumer := context.WithCancel(context.Background())
+	g.Add(func() error { return c.Run(cctx) }, func(error) { adm.Drain(); stopConsumer() })
+	g.Add(adm.Serve, func(error) {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = adm.Shutdown(sctx)
+	})
+	// The hold reaper and the periodic reconciliation run here too: both are safe with several
+	// inventory-sync instances (atomic one-slot scripts; repairs under the stock row lock).
+	reap := reaper.New(cfg.Reaper, reaper.Deps{
+		Holds: counters, Stock: postgres.NewStockStore(pool), Producer: producer, Validator: validator,
+		Source: cfg.EventSource, Log: log, Registerer: reg,
+	})
+	rec := reconcile.New(cfg.Reconcile, reconcile.Deps{
+		Pool: pool, Store: counters, Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-reconcile",
+		Validator: validator, Log: log, Registerer: reg,
+	})
+	bgctx, stopBackground := context.WithCancel(context.Background())
+	if cfg.Reaper.ReaperEnabled {
+		g.Add(func() error { return reap.Run(bgctx, cfg.Reaper.ReaperInterval) }, func(error) { stopBackground() })
+	}
+	g.Add(func() error { return rec.Run(bgctx, cfg.Reconcile.ReconcileInterval) }, func(error) { stopBackground() })
+	mctx, stopMaintenance := context.WithCancel(context.Background())
+	g.Add(func() error {
+		maintain(mctx, store, proc, cfg.DeltaRetention, log)
+		return nil
+	}, func(error) { stopMaintenance() })
+	done := make(chan struct{})
+	g.Add(func() error {
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		return nil
+	}, func(error) { close(done) })
+	err = g.Run()
+	log.Info("stopped")
+	return err
+}
+
+// maintain refreshes the shortfall gauges and prunes delta records older than retention until
+// ctx ends.
+func maintain(ctx context.Context, store *postgres.InventoryStore, proc *Processor, retention time.Duration, log *slog.Logger) {
+	refresh := func() {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		skus, units, err := store.Shortfall(qctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("shortfall gauges not refreshed", "err", err)
+			}
+			return
+		}
+		proc.SetShortfall(skus, units)
+	}
+	prune := func() {
+		qctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		n, err := store.PruneStockDeltas(qctx, time.Now().Add(-retention))
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("stock delta records not pruned", "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			log.Info("pruned stock delta records", "rows", n, "older_than", retention.String())
+		}
+	}
+	refresh()
+	prune()
+	gauges, pruning := time.NewTicker(shortfallInterval), time.NewTicker(pruneInterval)
+	defer gauges.Stop()
+	defer pruning.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-gauges.C:
+			refresh()
+		case <-pruning.C:
+			prune()
+		}
+	}
+}
