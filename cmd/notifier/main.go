@@ -1,13 +1,23 @@
-// Command notifier is not built yet: it says so and exits non-zero, so nothing pretends to run.
-// See the issue tracker for the work that fills it.
+// Command notifier sends one e-mail per order and kind (consumer group notifier) and keeps the
+// sales figures (consumer group reports), both at low priority. It is configured by environment
+// variables; -h lists them.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/orderpipe/orderpipe/internal/notifier"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "notifier: not implemented yet (planned; see README, 'Status'); exiting")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := notifier.Run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "notifier:", err)
+		os.Exit(1)
+	}
 }
