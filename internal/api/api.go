@@ -17,6 +17,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/auth"
 	"github.com/orderpipe/orderpipe/internal/catalog"
@@ -102,23 +103,27 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// Availability cache and sold-out fast path, kept fresh by stock-changed announcements.
+	view := httpapi.NewStockView(store.Availability, cfg.InventoryMaxAge, reg)
 	svc := intake.New(intake.Config{
-		HoldTTL: cfg.HoldTTL, PendingTTL: cfg.PendingTTL, ProduceTimeout: cfg.KafkaProduceTimeout,
+		HoldTTL: cfg.HoldTTL, ProduceTimeout: cfg.KafkaProduceTimeout,
 		Currency: cfg.Currency, ShippingStandardMinor: cfg.ShippingStandardMinor,
-		ShippingExpressMinor: cfg.ShippingExpressMinor, Source: cfg.EventSource,
+		ShippingExpressMinor: cfg.ShippingExpressMinor, Source: cfg.EventSource, SoldOut: view,
 	}, store, kcl, cat, validator, log, reg)
 
 	orders := postgres.NewOrderStore(pool)
 	stock := postgres.NewStockStore(pool)
 	processing := postgres.NewProcessingStore(pool)
+	inventory := postgres.NewInventoryStore(pool)
+	reports := postgres.NewReportStore(pool)
 	var draining atomic.Bool
 	e := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
-		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease,
+		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
 		InventoryMaxAge: cfg.InventoryMaxAge,
 	}, httpapi.Deps{
-		Keys: keys, Catalog: cat, Intake: svc, Store: store,
+		Keys: keys, Catalog: cat, Intake: svc, Store: view.Wrap(store),
 		OrderByID: func(ctx context.Context, id string) (intake.View, bool, error) {
 			o, ok, err := orders.Get(ctx, id)
 			if err != nil || !ok {
@@ -147,6 +152,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return catalog.Product{}, err
 			}
 			return productFromRow(row), nil
+		},
+		Warehouse: httpapi.WarehouseDeps{
+			Secret: inventory.WebhookSecret,
+			Publish: func(ctx context.Context, recs []*kgo.Record) error {
+				ctx, cancel := context.WithTimeout(ctx, cfg.KafkaProduceTimeout)
+				defer cancel()
+				return kcl.ProduceSync(ctx, recs...).FirstErr()
+			},
+			Validator: validator,
+		},
+		SalesReport: func(ctx context.Context, q httpapi.SalesQuery) ([]httpapi.SalesRow, error) {
+			return salesReport(ctx, reports, q)
 		},
 		Checks: []httpapi.Check{
 			{Name: "postgres", Fn: pool.Ping},
@@ -203,6 +220,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Add(func() error {
 			return keys.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("api key refresh", "err", err) })
 		}, func(error) { stopRefresh() })
+		g.Add(func() error { return view.Run(refreshCtx, store.SubscribeStockChanged) }, func(error) { stopRefresh() })
 	}
 	{
 		done := make(chan struct{})

@@ -84,7 +84,19 @@ func idempotent(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
 			if status >= 500 || status == http.StatusTooManyRequests {
 				err = store.AbortIdempotent(ctx, scope, key)
 			} else {
-				err = store.FinishIdempotent(ctx, scope, key, status, rec.header.Get(echo.HeaderContentType), rec.body.Bytes())
+				var snaps []redisstore.Snapshot
+				if doc, ok := c.Get(snapshotCtxKey).([]byte); ok && status == http.StatusAccepted {
+					snaps = append(snaps, redisstore.Snapshot{OrderID: begin.ID, Doc: doc, TTL: cfg.PendingTTL})
+				}
+				finish := func() error {
+					return store.FinishIdempotent(ctx, scope, key, status, rec.header.Get(echo.HeaderContentType), rec.body.Bytes(), snaps...)
+				}
+				// The order is accepted (the broker has it) whatever happens here; one retry
+				// rides out a blip, so GET answers right after the 202.
+				if err = finish(); err != nil && ctx.Err() == nil {
+					time.Sleep(50 * time.Millisecond)
+					err = finish()
+				}
 			}
 			if err != nil {
 				// The answer still goes out; the record's lease expires and a retry runs again

@@ -62,10 +62,11 @@ func (m *metrics) middleware() echo.MiddlewareFunc {
 }
 
 const (
-	keyCtxKey     = "orderpipe.key"
-	orderIDCtxKey = "orderpipe.order_id"
-	bodyCtxKey    = "orderpipe.body"
-	unmatchedKey  = "orderpipe.unmatched"
+	keyCtxKey      = "orderpipe.key"
+	orderIDCtxKey  = "orderpipe.order_id"
+	bodyCtxKey     = "orderpipe.body"
+	snapshotCtxKey = "orderpipe.snapshot"
+	unmatchedKey   = "orderpipe.unmatched"
 )
 
 func keyOf(c echo.Context) auth.Key {

@@ -165,12 +165,14 @@ func handlePlaceOrder(cfg Config, svc *intake.Service) echo.HandlerFunc {
 		for _, l := range req.Lines {
 			in.Lines = append(in.Lines, intake.LineRequest{SKU: l.SKU, Quantity: l.Quantity})
 		}
-		view, err := svc.Place(c.Request().Context(), in)
+		acc, err := svc.Place(c.Request().Context(), in)
 		if err != nil {
 			return err
 		}
-		c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+view.OrderID)
-		return c.JSON(http.StatusAccepted, view)
+		// The idempotency middleware stores the pending snapshot with the answer (one round trip).
+		c.Set(snapshotCtxKey, acc.Doc)
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+acc.View.OrderID)
+		return c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, acc.Doc)
 	}
 }
 

@@ -31,4 +31,8 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.DeadLetter, d.Store), authed(auth.ScopeOrdersRead)...)
 	// Catalog management.
 	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct), authed(auth.ScopeCatalogWrite)...)
+	// Warehouses without Kafka: the webhook bridge to inventory.stock (warehouse.go).
+	e.POST("/v1/warehouse/stock", handleWarehouseStock(cfg, d.Catalog, d.Warehouse), authed(auth.ScopeInventoryWrite)...)
+	// Sales figures for the shop's managers (reports.go).
+	e.GET("/v1/reports/sales", handleSalesReport(d.SalesReport), authed(auth.ScopeReportsRead)...)
 }

@@ -25,7 +25,8 @@ type Config struct {
 	MaxQuantity      int64
 	IdempotencyTTL   time.Duration
 	IdempotencyLease time.Duration
-	RateLimit        int // requests per second per API key
+	PendingTTL       time.Duration // how long the pending snapshot of an accepted order answers GET
+	RateLimit        int           // requests per second per API key
 	RateBurst        int
 	LowStock         int64 // at or below this, availability says low_stock
 	InventoryMaxAge  time.Duration
@@ -34,7 +35,7 @@ type Config struct {
 // Store is the part of the Redis store the HTTP layer uses directly.
 type Store interface {
 	BeginIdempotent(ctx context.Context, scope, key, bodyHash, newID string, lease, ttl time.Duration, now time.Time) (redisstore.IdemBegin, error)
-	FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte) error
+	FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte, snaps ...redisstore.Snapshot) error
 	AbortIdempotent(ctx context.Context, scope, key string) error
 	Allow(ctx context.Context, scope string, ratePerSec, burst int) (bool, time.Duration, error)
 	Availability(ctx context.Context, sku string) (redisstore.Stock, error)
@@ -56,6 +57,8 @@ type Deps struct {
 	OrderByID   func(ctx context.Context, id string) (intake.View, bool, error)       // Postgres, the truth
 	DeadLetter  func(ctx context.Context, id string) (*intake.DeadLetter, error)      // a pending order parked in the dead-letter topic
 	SaveProduct func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
+	Warehouse   WarehouseDeps                                                         // POST /v1/warehouse/stock
+	SalesReport func(ctx context.Context, q SalesQuery) ([]SalesRow, error)           // GET /v1/reports/sales (Postgres aggregates)
 	Checks      []Check
 	Draining    func() bool
 	Log         *slog.Logger

@@ -3,7 +3,8 @@
 // no hold behind (I5); every acceptance is on the broker before the client hears about it (I2).
 //
 //	request -> price (catalog cache) -> build + validate OrderPlaced -> reserve (Redis Lua)
-//	        -> pending snapshot (Redis) -> produce (acks=all, idempotent) -> 202
+//	        -> produce (acks=all, idempotent) -> 202 (with the pending snapshot, stored by the
+//	           HTTP layer together with the idempotent answer)
 //
 // A failure after the reservation releases the holds before answering; a crash in between is
 // healed by the hold deadlines.
@@ -31,8 +32,6 @@ import (
 type Stock interface {
 	Reserve(ctx context.Context, orderID string, lines []redisstore.Line, deadline time.Time) (redisstore.Reservation, error)
 	Release(ctx context.Context, orderID string, skus []string) ([]redisstore.HoldResult, error)
-	PutPendingOrder(ctx context.Context, orderID string, doc []byte, ttl time.Duration) error
-	DeletePendingOrder(ctx context.Context, orderID string) error
 }
 
 // Producer writes one record and returns once the broker acknowledged it (or it failed).
@@ -50,15 +49,25 @@ type Validator interface {
 	Validate(eventType string, data []byte) error
 }
 
+// SoldOut remembers the SKUs known to be sold out (httpapi.StockView), so their orders are
+// refused without a Redis call: the sold-out fast path. It also caches availability, which a
+// reservation made here changes.
+type SoldOut interface {
+	SoldOut(sku string) bool
+	Epoch() uint64                        // taken before a reservation, handed to MarkSoldOut after it
+	MarkSoldOut(sku string, since uint64) // a reservation begun at since found the SKU with ATP 0
+	Reserved(skus []string)               // units of skus were just held: cached availability is stale
+}
+
 // Config are the intake rules.
 type Config struct {
 	HoldTTL               time.Duration // how long stock stays held for an unpaid order
-	PendingTTL            time.Duration // how long the pending snapshot answers GET before the worker's row exists
 	ProduceTimeout        time.Duration
 	Currency              string
 	ShippingStandardMinor int64
 	ShippingExpressMinor  int64
-	Source                string // CloudEvents source of produced events
+	Source                string  // CloudEvents source of produced events
+	SoldOut               SoldOut // nil: no sold-out fast path
 }
 
 // Service places orders.
@@ -74,6 +83,7 @@ type Service struct {
 	outcomes       *prometheus.CounterVec
 	produceSeconds prometheus.Histogram
 	reserveSeconds prometheus.Histogram
+	soldOutFast    prometheus.Counter
 }
 
 // New builds the intake service, registering its metrics on reg.
@@ -95,7 +105,19 @@ func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, l
 			Help:    "Time of the Redis reservation (all lines, one round trip).",
 			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25},
 		}),
+		soldOutFast: f.NewCounter(prometheus.CounterOpts{
+			Name: "orderpipe_intake_soldout_fastpath_total",
+			Help: "Orders refused with 409 because a line's SKU was known to be sold out, without a Redis call.",
+		}),
 	}
+}
+
+// Accepted is an accepted order: its view and the view's JSON, which is both the 202 body and
+// the pending snapshot GET /v1/orders/{id} answers with until order-worker has written Postgres
+// (the HTTP layer stores it together with the idempotent answer, in the same round trip).
+type Accepted struct {
+	View View
+	Doc  []byte
 }
 
 // Request is a validated order request, with its order id already chosen (stable across retries
@@ -119,19 +141,28 @@ type LineRequest struct {
 
 // Place runs the intake path. Errors: *order.InvalidError (unknown SKUs), *order.OutOfStockError,
 // order.ErrUnavailable (Redis or Kafka down, nothing held).
-func (s *Service) Place(ctx context.Context, req Request) (View, error) {
+func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 	placed, err := s.price(req)
 	if err != nil {
 		s.outcomes.WithLabelValues("invalid").Inc()
-		return View{}, err
+		return Accepted{}, err
+	}
+	var epoch uint64
+	if s.cfg.SoldOut != nil {
+		if short := s.knownSoldOut(req.Lines); len(short) > 0 {
+			s.soldOutFast.Inc()
+			s.outcomes.WithLabelValues("out_of_stock").Inc()
+			return Accepted{}, &order.OutOfStockError{Short: short}
+		}
+		epoch = s.cfg.SoldOut.Epoch()
 	}
 	env, err := event.NewOrderPlaced(s.cfg.Source, placed)
 	if err != nil {
-		return View{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
+		return Accepted{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
 	}
 	if err := s.validator.Validate(event.TypeOrderPlaced, env.Data); err != nil {
 		s.outcomes.WithLabelValues("invalid").Inc()
-		return View{}, invalidFromSchema(err)
+		return Accepted{}, invalidFromSchema(err)
 	}
 
 	lines := make([]redisstore.Line, len(req.Lines))
@@ -145,31 +176,32 @@ func (s *Service) Place(ctx context.Context, req Request) (View, error) {
 	s.reserveSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.outcomes.WithLabelValues("unavailable").Inc()
-		return View{}, fmt.Errorf("reserve order %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+		return Accepted{}, fmt.Errorf("reserve order %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
 	}
 	if len(res.NotStocked) > 0 {
 		s.outcomes.WithLabelValues("unavailable").Inc()
-		return View{}, fmt.Errorf("order %s: stock of %v not loaded in Redis: %w", req.OrderID, res.NotStocked, order.ErrUnavailable)
+		return Accepted{}, fmt.Errorf("order %s: stock of %v not loaded in Redis: %w", req.OrderID, res.NotStocked, order.ErrUnavailable)
 	}
 	if !res.OK {
 		s.outcomes.WithLabelValues("out_of_stock").Inc()
 		short := make([]order.Shortage, len(res.Short))
 		for i, sh := range res.Short {
 			short[i] = order.Shortage{SKU: sh.SKU, Requested: sh.Requested, Available: sh.Available}
+			if sh.Available <= 0 && s.cfg.SoldOut != nil {
+				s.cfg.SoldOut.MarkSoldOut(sh.SKU, epoch)
+			}
 		}
-		return View{}, &order.OutOfStockError{Short: short}
+		return Accepted{}, &order.OutOfStockError{Short: short}
 	}
 
+	if s.cfg.SoldOut != nil {
+		s.cfg.SoldOut.Reserved(skus)
+	}
 	view := viewOf(placed)
 	doc, err := json.Marshal(view)
 	if err != nil {
 		s.release(req.OrderID, skus)
-		return View{}, fmt.Errorf("encode view %s: %w", req.OrderID, err)
-	}
-	if err := s.stock.PutPendingOrder(ctx, req.OrderID, doc, s.cfg.PendingTTL); err != nil {
-		s.release(req.OrderID, skus)
-		s.outcomes.WithLabelValues("unavailable").Inc()
-		return View{}, fmt.Errorf("pending snapshot %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+		return Accepted{}, fmt.Errorf("encode view %s: %w", req.OrderID, err)
 	}
 
 	topic := event.TopicOrdersPlaced
@@ -182,17 +214,15 @@ func (s *Service) Place(ctx context.Context, req Request) (View, error) {
 	err = s.producer.ProduceSync(pctx, env.Record(topic, []byte(req.OrderID))).FirstErr()
 	s.produceSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		// Not acknowledged: the order is refused, so its holds must go (I5) and it must not
-		// look pending. The client may retry with the same Idempotency-Key, which keeps the
-		// order id.
+		// Not acknowledged: the order is refused, so its holds must go (I5). The client may
+		// retry with the same Idempotency-Key, which keeps the order id.
 		s.release(req.OrderID, skus)
-		s.forget(req.OrderID)
 		s.outcomes.WithLabelValues("unavailable").Inc()
-		return View{}, fmt.Errorf("produce OrderPlaced %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
+		return Accepted{}, fmt.Errorf("produce OrderPlaced %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
 	}
 	s.outcomes.WithLabelValues("accepted").Inc()
 	s.log.LogAttrs(ctx, slog.LevelDebug, "order accepted", slog.String("order_id", req.OrderID), slog.String("event_id", env.ID), slog.String("topic", topic))
-	return view, nil
+	return Accepted{View: view, Doc: doc}, nil
 }
 
 // release gives back the holds of a refused order. It runs detached from the request's context
@@ -206,13 +236,17 @@ func (s *Service) release(orderID string, skus []string) {
 	}
 }
 
-// forget deletes the pending snapshot of a refused order (best effort: it expires anyway).
-func (s *Service) forget(orderID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := s.stock.DeletePendingOrder(ctx, orderID); err != nil {
-		s.log.Warn("delete pending snapshot of refused order", "order_id", orderID, "err", err)
+// knownSoldOut lists the lines whose SKU is known to be sold out (available 0). The other lines
+// are not looked at: the order is refused either way, and looking would cost the Redis call the
+// fast path saves.
+func (s *Service) knownSoldOut(lines []LineRequest) []order.Shortage {
+	var short []order.Shortage
+	for _, l := range lines {
+		if s.cfg.SoldOut.SoldOut(l.SKU) {
+			short = append(short, order.Shortage{SKU: l.SKU, Requested: l.Quantity})
+		}
 	}
+	return short
 }
 
 // price turns a request into an OrderPlaced event priced from the catalog.

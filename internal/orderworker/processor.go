@@ -370,7 +370,7 @@ func (p *Processor) endHolds(ctx context.Context, items []*item) {
 			continue
 		}
 		pl := it.placed
-		if it.dec.Status == "confirmed" {
+		if it.dec.Status == "confirmed" || it.dec.Status == "shipped" {
 			lines := make([]redisstore.Line, len(pl.Lines))
 			for i, l := range pl.Lines {
 				lines[i] = redisstore.Line{SKU: l.SKU, Qty: int64(l.Quantity)}
@@ -429,7 +429,8 @@ func (p *Processor) publish(ctx context.Context, items []*item) {
 func (p *Processor) outcome(it *item) (event.Envelope, error) {
 	pl, d := it.placed, it.dec
 	var data event.Data
-	if d.Status == "confirmed" {
+	// A replayed order may have shipped since: its outcome was still a confirmation.
+	if d.Status == "confirmed" || d.Status == "shipped" {
 		data = event.OrderConfirmed{
 			OrderID: pl.OrderID, CustomerID: pl.CustomerID, Email: pl.Email, Priority: pl.Priority, Currency: pl.Currency,
 			Lines: pl.Lines, SubtotalMinor: pl.SubtotalMinor, ShippingMinor: pl.ShippingMinor, TotalMinor: pl.TotalMinor,

@@ -1,0 +1,271 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/orderpipe/orderpipe/internal/api"
+	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/httpapi"
+	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+	"github.com/orderpipe/orderpipe/internal/testenv"
+)
+
+const hotSKU = "BRK-PAD-1001"
+
+// shop is a running api (the real process) over its own Postgres schema, Redis prefix and broker,
+// with one SKU in stock.
+type shop struct {
+	url    string
+	token  string
+	store  *redisstore.Store
+	client *http.Client
+}
+
+func openShop(t testing.TB, units int64) *shop {
+	t.Helper()
+	pool, dbURL := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	cluster := testenv.Kafka(t)
+	ctx := t.Context()
+	if _, err := postgres.NewCatalogStore(pool).UpsertMany(ctx, []postgres.Product{
+		{SKU: hotSKU, Name: "Brake pads", Category: "brakes", Brand: "Brembo", PriceMinor: 4990, Currency: "EUR", Active: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.NewStockStore(pool).SeedMissing(ctx, map[string]int64{hotSKU: units}); err != nil {
+		t.Fatal(err)
+	}
+	s := &shop{store: redisstore.New(rdb, prefix), client: &http.Client{Timeout: 10 * time.Second}}
+	if _, err := s.store.SeedStock(ctx, map[string]int64{hotSKU: units}); err != nil {
+		t.Fatal(err)
+	}
+	tok, k, err := auth.Generate("checkout", []string{auth.ScopeOrdersWrite, auth.ScopeOrdersRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.NewKeyStore(pool).Create(ctx, postgres.APIKey{ID: k.ID, Name: k.Name, SecretHash: k.SecretHash, Scopes: k.Scopes}); err != nil {
+		t.Fatal(err)
+	}
+	s.token = tok
+	proc := testenv.Start(t, "api", api.Run, map[string]string{
+		"DATABASE_URL": dbURL, "DATABASE_MAX_CONNS": "4", "REDIS_ADDRS": rdb.Options().Addr, "REDIS_KEY_PREFIX": prefix,
+		"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","), "API_ADDR": "127.0.0.1:0", "API_DRAIN_DELAY": "0s",
+		"RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "info",
+	})
+	s.url = proc.URL
+	return s
+}
+
+var orderBody = []byte(`{"customer_id":"c-1","email":"buyer@example.com","priority":"standard",
+"lines":[{"sku":"` + hotSKU + `","quantity":1}],"payment":{"method":"card","token":"tok_visa"},
+"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}`)
+
+func (s *shop) order(t testing.TB) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/orders", bytes.NewReader(orderBody))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Idempotency-Key", uuid.NewString())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (s *shop) available(t testing.TB) int64 {
+	t.Helper()
+	resp, err := s.client.Get(s.url + "/v1/inventory/" + hotSKU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a struct {
+		Available int64 `json:"available"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	return a.Available
+}
+
+// metric returns the value of a counter, or the sample count of a histogram, from /metrics.
+func (s *shop) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := s.client.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, ok := mfs[name]
+	if !ok {
+		return 0
+	}
+	var v float64
+	for _, m := range mf.GetMetric() {
+		switch {
+		case m.Counter != nil:
+			v += m.Counter.GetValue()
+		case m.Histogram != nil:
+			v += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return v
+}
+
+// waitSellable places orders until one is accepted and returns how long that took.
+func (s *shop) waitSellable(t testing.TB, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		code, body := s.order(t)
+		if code == http.StatusAccepted {
+			return time.Since(start)
+		}
+		if code != http.StatusConflict {
+			t.Fatalf("order: %d %s", code, body)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("not sellable %s after the restock", within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Once a SKU is known sold out its orders are refused without the reservation's Redis call; a
+// restock announced on stock-changed makes it sellable at once, and one whose announcement was
+// lost within SoldOutTTL.
+func TestSoldOutFastPath(t *testing.T) {
+	t.Parallel()
+	s := openShop(t, 3)
+	for range 3 {
+		if code, body := s.order(t); code != http.StatusAccepted {
+			t.Fatalf("order while in stock: %d %s", code, body)
+		}
+	}
+	// The fourth finds ATP 0 in Redis: refused, and the SKU is now known sold out.
+	if code, body := s.order(t); code != http.StatusConflict || !bytes.Contains(body, []byte(`"available":0`)) {
+		t.Fatalf("order of a sold-out SKU: %d %s, want 409 with available 0", code, body)
+	}
+	reserves, fast := s.metric(t, "orderpipe_intake_reserve_seconds"), s.metric(t, "orderpipe_intake_soldout_fastpath_total")
+	start := time.Now()
+	for range 25 {
+		code, body := s.order(t)
+		if code != http.StatusConflict || !bytes.Contains(body, []byte(`"sku":"`+hotSKU+`"`)) {
+			t.Fatalf("order while known sold out: %d %s, want 409 naming the SKU", code, body)
+		}
+	}
+	// Each time the SoldOutTTL ends, one order asks Redis again (and marks the SKU anew).
+	allowed := float64(int(time.Since(start)/httpapi.SoldOutTTL) + 1)
+	if got := s.metric(t, "orderpipe_intake_reserve_seconds") - reserves; got > allowed {
+		t.Fatalf("%v reservations reached Redis while the SKU was known sold out, want at most %v", got, allowed)
+	}
+	if got := s.metric(t, "orderpipe_intake_soldout_fastpath_total") - fast; got < 25-allowed {
+		t.Fatalf("fast-path refusals %v, want at least %v of 25", got, 25-allowed)
+	}
+
+	// Restock, announced (what inventory-sync does after a delivery): sellable at once.
+	if err := s.store.SetStock(t.Context(), hotSKU, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
+		t.Fatal(err)
+	}
+	took := s.waitSellable(t, httpapi.SoldOutTTL)
+	t.Logf("sellable %s after an announced restock", took)
+	if took > httpapi.SoldOutTTL/2 { // the mark was set a few hundred ms ago: only the announcement explains a quick sale
+		t.Fatalf("sellable %s after an announced restock, want well within %s", took, httpapi.SoldOutTTL)
+	}
+	if got := s.available(t); got != 1 {
+		t.Fatalf("availability after the restock and a sale: %d, want 1", got)
+	}
+
+	// Sell out again, then restock without an announcement (a lost message): the SoldOutTTL
+	// bounds how long the SKU stays refused.
+	if code, _ := s.order(t); code != http.StatusAccepted {
+		t.Fatalf("last unit: %d", code)
+	}
+	if code, _ := s.order(t); code != http.StatusConflict {
+		t.Fatalf("after the last unit: %d, want 409", code)
+	}
+	if err := s.store.SetStock(t.Context(), hotSKU, 1); err != nil {
+		t.Fatal(err)
+	}
+	took = s.waitSellable(t, httpapi.SoldOutTTL+2*time.Second)
+	t.Logf("sellable %s after an unannounced restock", took)
+	if took > httpapi.SoldOutTTL+500*time.Millisecond {
+		t.Fatalf("sellable %s after an unannounced restock, want within about %s", took, httpapi.SoldOutTTL)
+	}
+}
+
+// Availability is cached in process and dropped when the SKU is announced.
+func TestAvailabilityCacheFollowsAnnouncements(t *testing.T) {
+	t.Parallel()
+	s := openShop(t, 7)
+	if got := s.available(t); got != 7 {
+		t.Fatalf("available %d, want 7", got)
+	}
+	if err := s.store.SetStock(t.Context(), hotSKU, 9); err != nil { // not announced
+		t.Fatal(err)
+	}
+	if got := s.available(t); got != 7 {
+		t.Fatalf("available %d right after an unannounced change, want the cached 7", got)
+	}
+	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for s.available(t) != 9 {
+		if time.Now().After(deadline) {
+			t.Fatalf("announced change not visible within 1s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A mark based on a Redis read that an announcement overtook is ignored, and marks expire.
+func TestStockViewIgnoresOvertakenMarks(t *testing.T) {
+	t.Parallel()
+	v := httpapi.NewStockView(func(context.Context, string) (redisstore.Stock, error) {
+		return redisstore.Stock{Known: true}, nil
+	}, time.Minute, prometheus.NewRegistry())
+	since := v.Epoch()
+	v.Changed(hotSKU) // restock announced while the reservation was on its way
+	v.MarkSoldOut(hotSKU, since)
+	if v.SoldOut(hotSKU) {
+		t.Fatalf("sold out after an overtaken mark, want available")
+	}
+	v.MarkSoldOut(hotSKU, v.Epoch())
+	if !v.SoldOut(hotSKU) {
+		t.Fatalf("not sold out after a current mark")
+	}
+	since = v.Epoch()
+	v.Reset()
+	v.MarkSoldOut("OTHER-1", since)
+	if v.SoldOut(hotSKU) || v.SoldOut("OTHER-1") {
+		t.Fatalf("marks survived a reset")
+	}
+	if _, err := v.Availability(t.Context(), hotSKU); err != nil || !v.SoldOut(hotSKU) {
+		t.Fatalf("an availability read of 0 did not mark the SKU sold out (%v)", err)
+	}
+}
