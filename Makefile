@@ -28,10 +28,12 @@ test:
 vet:
 	$(GO) vet ./...
 
-## bench: the intake benchmark (open-model load) and micro-benchmarks; writes docs/benchmarks.md.
+## bench: micro-benchmarks, then the intake (open-model load) and order-worker benchmarks,
+## which write their sections of docs/benchmarks.md.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/redisstore/ ./internal/event/
-	$(GO) run ./cmd/orderctl bench intake --out docs/benchmarks.md
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/redisstore/ ./internal/event/ ./internal/inventorysync/
+	$(BIN)/orderctl bench intake --out docs/benchmarks.md
+	$(BIN)/orderctl bench worker --out docs/benchmarks.md
 
 clean:
 	rm -rf $(BIN) $(DATA_DIR)

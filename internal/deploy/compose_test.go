@@ -24,15 +24,16 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/api"
 	"github.com/orderpipe/orderpipe/internal/config"
+	"github.com/orderpipe/orderpipe/internal/inventorysync"
+	"github.com/orderpipe/orderpipe/internal/notifier"
 	"github.com/orderpipe/orderpipe/internal/orderctl"
 	"github.com/orderpipe/orderpipe/internal/orderworker"
 )
 
 // app is a compose service that runs an orderpipe binary built from the repository's Dockerfile.
 //
-// To check a new process, add a row to apps. When order-worker, inventory-sync or notifier gets
-// its own Config struct (internal/orderworker, internal/inventorysync, internal/notifier), replace
-// &sharedConfig{} in its row with it, and set httpAddr once it serves /metrics.
+// To check a new process, add a row to apps with its Config struct (&sharedConfig{} while it has
+// none of its own), and set httpAddr once it serves /metrics.
 type app struct {
 	service  string     // compose service name
 	binary   string     // command directory under cmd/
@@ -43,6 +44,7 @@ type app struct {
 	// standIn marks a stand-in for a third party (the payment-provider simulator): it uses none of
 	// orderpipe's Postgres, Redis or Kafka, so it needs neither their variables nor to wait for them.
 	standIn bool
+	noRedis bool     // opens no Redis connection: needs neither its variables nor to wait for it
 	runs    []string // the exact commands the service runs, when they are part of the contract
 	// args reports whether the binary accepts the arguments the service passes; nil means the
 	// binary takes none (it is configured by environment variables only).
@@ -71,8 +73,10 @@ func apps() []app {
 		{service: "order-worker", binary: "order-worker", config: func() any { return &orderworker.Config{} }, httpAddr: "WORKER_ADMIN_ADDR",
 			shutdown: []string{"WORKER_SHUTDOWN_TIMEOUT"}},
 		{service: "payment-sim", binary: "orderctl", config: func() any { return &orderctl.Config{} }, args: orderctlArgs, standIn: true},
-		{service: "inventory-sync", binary: "inventory-sync", config: func() any { return &sharedConfig{} }},
-		{service: "notifier", binary: "notifier", config: func() any { return &sharedConfig{} }},
+		{service: "inventory-sync", binary: "inventory-sync", config: func() any { return &inventorysync.Config{} }, httpAddr: "INVENTORY_ADMIN_ADDR",
+			shutdown: []string{"INVENTORY_SHUTDOWN_TIMEOUT"}},
+		{service: "notifier", binary: "notifier", config: func() any { return &notifier.Config{} }, httpAddr: "NOTIFIER_ADMIN_ADDR",
+			shutdown: []string{"NOTIFIER_SHUTDOWN_TIMEOUT"}, noRedis: true},
 	}
 }
 
@@ -357,6 +361,9 @@ func TestAppEnvironment(t *testing.T) {
 				return
 			}
 			for _, name := range []string{"DATABASE_URL", "REDIS_ADDRS", "KAFKA_BROKERS"} {
+				if name == "REDIS_ADDRS" && a.noRedis {
+					continue
+				}
 				if env[name] == "" {
 					t.Fatalf("%s: %s: got unset, want it set to the compose service", a.service, name)
 				}
@@ -365,7 +372,9 @@ func TestAppEnvironment(t *testing.T) {
 				t.Fatalf("%s: %s rejects its configuration: %v", a.service, a.binary, err)
 			}
 			checkPostgres(t, s, env["DATABASE_URL"])
-			checkRedis(t, s, env["REDIS_ADDRS"])
+			if !a.noRedis {
+				checkRedis(t, s, env["REDIS_ADDRS"])
+			}
 			checkKafkaBrokers(t, s, env["KAFKA_BROKERS"])
 		})
 	}
@@ -516,6 +525,9 @@ func TestAppsWaitForWhatTheyUse(t *testing.T) {
 				return
 			}
 			for _, repo := range []string{"postgres", "redis", "apache/kafka"} {
+				if repo == "redis" && a.noRedis {
+					continue
+				}
 				target, _ := s.serviceByImage(t, repo)
 				if got := svc.DependsOn[target].Condition; got != "service_healthy" {
 					t.Fatalf("%s depends on %s with condition %q, want service_healthy", a.service, target, got)

@@ -29,6 +29,10 @@ type devFlags struct {
 	brokerPort      int
 	paysimAddr      string
 	workerAdminAddr string
+	smtpAddr        string
+	mailHTTPAddr    string
+	notifierAddr    string
+	inventoryAddr   string
 }
 
 func (e *env) devCmd() *cobra.Command {
@@ -49,6 +53,10 @@ func (e *env) devCmd() *cobra.Command {
 	cmd.Flags().IntVar(&f.brokerPort, "broker-port", 9092, "port of the development broker")
 	cmd.Flags().StringVar(&f.paysimAddr, "paysim-addr", "127.0.0.1:8090", "listen address of the payment-provider simulator")
 	cmd.Flags().StringVar(&f.workerAdminAddr, "worker-admin-addr", "127.0.0.1:9091", "admin address (/readyz, /metrics) of order-worker")
+	cmd.Flags().StringVar(&f.smtpAddr, "smtp-addr", "127.0.0.1:2525", "SMTP address of the local e-mail sink")
+	cmd.Flags().StringVar(&f.mailHTTPAddr, "mail-http-addr", "127.0.0.1:8025", "listing page of the local e-mail sink")
+	cmd.Flags().StringVar(&f.notifierAddr, "notifier-admin-addr", "127.0.0.1:9095", "admin address of the notifier")
+	cmd.Flags().StringVar(&f.inventoryAddr, "inventory-admin-addr", "127.0.0.1:9093", "admin address of inventory-sync")
 	return cmd
 }
 
@@ -136,6 +144,44 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 		return fmt.Errorf("order-worker did not become ready: %w", err)
 	}
 
+	// inventory-sync: warehouse stock events, the hold reaper and reconciliation.
+	inv := exec.Command(filepath.Join(bin, "inventory-sync"))
+	inv.Env = append(childEnv, "INVENTORY_ADMIN_ADDR="+f.inventoryAddr, "LOG_FORMAT=text")
+	inv.Stdout, inv.Stderr = os.Stderr, os.Stderr
+	if c, err = startChild(inv, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitHTTP(ctx, "http://"+f.inventoryAddr+"/readyz", 30*time.Second); err != nil {
+		return fmt.Errorf("inventory-sync did not become ready: %w", err)
+	}
+
+	// The local e-mail sink and the notifier (e-mails and sales reports, low priority).
+	smtpHost, smtpPort, err := net.SplitHostPort(f.smtpAddr)
+	if err != nil {
+		return usageErr("--smtp-addr: %v", err)
+	}
+	sink := exec.Command(self, "mailsink", "--addr", f.smtpAddr, "--dir", filepath.Join(f.dataDir, "mail"), "--http-addr", f.mailHTTPAddr)
+	sink.Env, sink.Stdout, sink.Stderr = childEnv, os.Stderr, os.Stderr
+	if c, err = startChild(sink, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitTCP(ctx, f.smtpAddr, 15*time.Second); err != nil {
+		return fmt.Errorf("e-mail sink did not come up: %w", err)
+	}
+	notifier := exec.Command(filepath.Join(bin, "notifier"))
+	notifier.Env = append(childEnv, "NOTIFIER_ADMIN_ADDR="+f.notifierAddr, "SMTP_HOST="+smtpHost, "SMTP_PORT="+smtpPort,
+		"SMTP_TLS=off", "LOG_FORMAT=text", "REPORTS_DAILY_TO=ops@shop.example")
+	notifier.Stdout, notifier.Stderr = os.Stderr, os.Stderr
+	if c, err = startChild(notifier, exited); err != nil {
+		return err
+	}
+	children = append(children, c)
+	if err := waitHTTP(ctx, "http://"+f.notifierAddr+"/readyz", 30*time.Second); err != nil {
+		return fmt.Errorf("notifier did not become ready: %w", err)
+	}
+
 	apiCmd := exec.Command(apiBin)
 	apiCmd.Env = append(childEnv, "API_ADDR="+f.apiAddr, "API_DRAIN_DELAY=0s", "LOG_FORMAT=text")
 	apiCmd.Stdout, apiCmd.Stderr = os.Stderr, os.Stderr
@@ -166,6 +212,8 @@ orderpipe is running
   broker   %[2]s   (kcat -b %[2]s -L)
   payments http://%[6]s   (simulator: GET /v1/stats)
   worker   http://%[7]s   (order-worker: /readyz, /metrics)
+  stock    http://%[10]s   (inventory-sync: /readyz, /metrics; publish stock events to inventory.stock)
+  e-mail   http://%[8]s   (every e-mail the notifier sent; .eml files in %[9]s)
 
 demo API keys (also in .data/demo-keys.json)
   checkout  %[3]s   scopes orders:write, orders:read
@@ -180,7 +228,7 @@ try it
     -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
 
 Ctrl-C stops everything.
-`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr)
+`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr)
 }
 
 // demoKeys reuses the demo keys saved in path while they are still valid, and creates them

@@ -50,7 +50,8 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 
 	run := func() (*exec.Cmd, *lines) {
 		cmd := exec.Command(filepath.Join(bin, "orderctl"), "dev", "--data-dir", dataDir, "--api-addr", apiAddr, "--broker-port", fmt.Sprint(brokerPort),
-			"--paysim-addr", paysimAddr, "--worker-admin-addr", workerAddr)
+			"--paysim-addr", paysimAddr, "--worker-admin-addr", workerAddr, "--smtp-addr", freeAddr(t), "--mail-http-addr", freeAddr(t),
+			"--notifier-admin-addr", freeAddr(t), "--inventory-admin-addr", freeAddr(t))
 		cmd.Env = env
 		out := &lines{}
 		cmd.Stdout, cmd.Stderr = out, out
@@ -103,6 +104,18 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 	// The order worker decided the order: the last answer shows a terminal status.
 	if !regexp.MustCompile(`"status":"(confirmed|cancelled)"`).Match(shOut) {
 		t.Fatalf("the order was not decided by order-worker; README commands printed:\n%s", shOut)
+	}
+	// The notifier e-mailed the buyer: one message in the sink's directory.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mails, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*order_*.eml")) // the daily ops summary may be there too
+		if len(mails) == 1 {
+			break
+		}
+		if len(mails) > 1 || time.Now().After(deadline) {
+			t.Fatalf("%d order e-mails in the sink, want exactly 1 for the one order:\n%s", len(mails), out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	stop(cmd, out)
 

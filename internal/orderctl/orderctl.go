@@ -109,6 +109,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.seedCmd(),
 		e.devCmd(),
 		e.paysimCmd(),
+		e.reconcileCmd(),
+		e.mailsinkCmd(),
+		e.benchCmd(),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !isExit(err) && isUsage(err) {
