@@ -1,0 +1,88 @@
+package orderctl
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/orderpipe/orderpipe/internal/bench"
+)
+
+func (e *env) benchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Run benchmarks and write their results to docs/benchmarks.md"}
+	var (
+		out        string
+		duration   time.Duration
+		rate       int
+		workers    int
+		cpuProfile string
+	)
+	intake := &cobra.Command{
+		Use:   "intake",
+		Short: "Benchmark POST /v1/orders against a bare Echo handler and the naive Postgres design",
+		Long: "Runs three arms one after the other on this machine, each an HTTP server on loopback driven by the\n" +
+			"same open-model load generator: a bare Echo handler (the HTTP ceiling), the naive design (one Postgres\n" +
+			"transaction per order locking one hot SKU row) and the full intake (the real api in this process, with\n" +
+			"an in-process kfake broker). Each arm gets a saturation run and an open-model run; stock is checked for\n" +
+			"oversell after each stocked arm, and the process is CPU-profiled during the intake saturation run.\n" +
+			"Needs Postgres (DATABASE_URL; two temporary schemas) and one Redis node (REDIS_ADDRS; a temporary key\n" +
+			"prefix). Writes the section between <!-- intake:begin --> and <!-- intake:end --> of --out, keeping the\n" +
+			"rest of the file. Exits 1 if a stock check failed (the report is still written).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if duration < time.Second {
+				return usageErr("--duration: want at least 1s, got %s", duration)
+			}
+			if rate < 0 || workers < 1 {
+				return usageErr("--rate must be 0 or more and --workers at least 1")
+			}
+			ctx := cmd.Context()
+			if err := createDatabase(ctx, e.cfg.DatabaseURL); err != nil {
+				return err
+			}
+			command := "orderctl bench intake " + strings.Join(flagArgs(cmd), " ")
+			rep, err := bench.Run(ctx, bench.Config{
+				DatabaseURL: e.cfg.DatabaseURL,
+				Redis:       e.cfg.Redis,
+				Duration:    duration,
+				Rate:        rate,
+				Workers:     workers,
+				CPUProfile:  cpuProfile,
+				Command:     strings.TrimSpace(command),
+				Progress:    e.stdout,
+			})
+			if rep == nil {
+				return err
+			}
+			if out == "" || out == "-" {
+				fmt.Fprint(e.stdout, rep.Markdown())
+			} else {
+				if werr := bench.WriteNamedSection(out, bench.SectionName, rep.Markdown()); werr != nil {
+					return errors.Join(err, werr)
+				}
+				fmt.Fprintln(e.stdout, "wrote", out)
+			}
+			return err
+		},
+	}
+	intake.Flags().StringVar(&out, "out", "docs/benchmarks.md", "Markdown file to write the intake section into (- prints it)")
+	intake.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of each measured run (saturation, open model) per arm")
+	intake.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s for every arm (0: 80% of each arm's saturation throughput)")
+	intake.Flags().IntVar(&workers, "workers", 64, "requests kept in flight by the saturation runs")
+	intake.Flags().StringVar(&cpuProfile, "cpuprofile", "", "keep the CPU profile of the intake saturation run at this path")
+	cmd.AddCommand(intake, e.benchWorkerCmd())
+	return cmd
+}
+
+// flagArgs renders the flags the user set, for the report's command line.
+func flagArgs(cmd *cobra.Command) []string {
+	var args []string
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		args = append(args, "--"+f.Name+" "+f.Value.String())
+	})
+	return args
+}
