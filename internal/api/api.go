@@ -121,9 +121,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
-		InventoryMaxAge: cfg.InventoryMaxAge,
+		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate,
 	}, httpapi.Deps{
-		Keys: keys, Catalog: cat, Intake: svc, Store: view.Wrap(store),
+		Keys: keys, Catalog: cat, Intake: svc, Store: view.Wrap(store), SoldOut: view,
 		OrderByID: func(ctx context.Context, id string) (intake.View, bool, error) {
 			o, ok, err := orders.Get(ctx, id)
 			if err != nil || !ok {

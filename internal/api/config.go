@@ -36,6 +36,7 @@ type Settings struct {
 	LowStock              int64         `env:"LOW_STOCK_THRESHOLD" envDefault:"5" help:"availability at or below this is reported as low_stock"`
 	InventoryMaxAge       time.Duration `env:"INVENTORY_CACHE_MAX_AGE" envDefault:"2s" help:"Cache-Control max-age of GET /v1/inventory/{sku}"`
 	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog and API key caches reload from Postgres"`
+	SoldOutGate           string        `env:"SOLDOUT_GATE" envDefault:"after-idempotency" help:"where orders for SKUs known to be sold out are refused: after-idempotency (a retried accepted order always gets its 202) or before-idempotency (no Redis call; a client retrying a lost 202 after the sell-out may be told 409)"`
 	EventSource           string        `env:"EVENT_SOURCE" envDefault:"orderpipe/api" help:"CloudEvents source of the events this process produces"`
 }
 
@@ -66,6 +67,7 @@ func (s *Settings) Validate() error {
 	check(s.LowStock >= 0, "LOW_STOCK_THRESHOLD", "want 0 or more, got %d", s.LowStock)
 	check(s.InventoryMaxAge >= 0, "INVENTORY_CACHE_MAX_AGE", "want 0 or more, got %s", s.InventoryMaxAge)
 	check(s.CatalogRefresh >= 100*time.Millisecond, "CATALOG_REFRESH_INTERVAL", "want at least 100ms, got %s", s.CatalogRefresh)
+	check(s.SoldOutGate == "after-idempotency" || s.SoldOutGate == "before-idempotency", "SOLDOUT_GATE", "want after-idempotency or before-idempotency, got %q", s.SoldOutGate)
 	check(s.EventSource != "", "EVENT_SOURCE", "must not be empty")
 	return errorsJoin(errs)
 }

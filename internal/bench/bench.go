@@ -185,6 +185,7 @@ type armResult struct {
 	steps    []runResult // the open-model search for saturation, in the order run
 	sat      runResult   // the highest sustained step: the arm's saturation
 	satFound bool        // false when not even the lowest step was sustained
+	satAtTop bool        // the search's highest step was sustained: the arm may sustain more
 	open     runResult   // the fixed-rate open-model run
 	// discarded are runs repeated because other processes took the CPUs during them.
 	discarded []runResult
@@ -203,7 +204,7 @@ const (
 
 // searchFractions are the open-model steps, as fractions of the closed-loop throughput, tried
 // in order until one is not sustained; then bisectSteps more steps narrow the gap.
-var searchFractions = []float64{0.3, 0.45, 0.6, 0.75, 0.9, 1.05}
+var searchFractions = []float64{0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.25, 1.5}
 
 const bisectSteps = 2
 
@@ -357,6 +358,7 @@ func (a *armResult) search(ctx context.Context, cfg Config, rep *repeats, keyPre
 		}
 		return
 	}
+	a.satAtTop = failed == 0
 	for range bisectSteps {
 		if failed == 0 || ctx.Err() != nil || float64(failed-a.sat.rate) < 0.04*capacity {
 			return
@@ -660,6 +662,11 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails
 	return hex.EncodeToString(b)
+}
+
+// us renders a small duration in microseconds.
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
 // ms renders a latency in milliseconds.

@@ -59,6 +59,20 @@ func (r *Report) arm(key string) *armResult {
 	return nil
 }
 
+// bound marks a ratio a/b whose saturation is only a lower bound on one side: "at least" when
+// the numerator's search ended at its top step, "at most" when the denominator's did.
+func bound(a, b *armResult) string {
+	switch {
+	case a.satAtTop && b.satAtTop:
+		return "about "
+	case a.satAtTop:
+		return "at least "
+	case b.satAtTop:
+		return "at most "
+	}
+	return ""
+}
+
 // verdict is one target and how the run did against it.
 type verdict struct {
 	what, goal, got string
@@ -75,14 +89,14 @@ func (r *Report) verdicts() []verdict {
 		return a.sat.throughput() / b.sat.throughput(), true
 	}
 	if x, ok := ratio(full, bare); ok {
-		got := fmt.Sprintf("%.2fx (%.0f vs %.0f orders/s)", x, full.sat.throughput(), bare.sat.throughput())
+		got := fmt.Sprintf("%s%.2fx (%.0f vs %.0f orders/s)", bound(full, bare), x, full.sat.throughput(), bare.sat.throughput())
 		if x >= stretchCeiling {
 			got += ", stretch met"
 		}
 		v = append(v, verdict{"full intake / bare Echo ceiling, at saturation", fmt.Sprintf(">= %.2fx (stretch %.1fx)", targetCeilingRatio, stretchCeiling), got, x >= targetCeilingRatio})
 	}
 	if x, ok := ratio(full, naive); ok {
-		got := fmt.Sprintf("%.1fx (%.0f vs %.0f orders/s)", x, full.sat.throughput(), naive.sat.throughput())
+		got := fmt.Sprintf("%s%.1fx (%.0f vs %.0f orders/s)", bound(full, naive), x, full.sat.throughput(), naive.sat.throughput())
 		v = append(v, verdict{"full intake / naive design on one hot SKU, at saturation", fmt.Sprintf(">= %.0fx", targetNaiveRatio), got, x >= targetNaiveRatio})
 	}
 	if full != nil && full.satFound && full.sat.rate > 0 {
@@ -160,6 +174,9 @@ func (r *Report) Markdown() string {
 		p("|---|---|---|---|---|---|---|---|---|---|---|\n")
 		sat := a.sat
 		sat.label = "**saturation**: highest sustained open-model rate"
+		if a.satAtTop {
+			sat.label += " (the search's top step; the arm may sustain more)"
+		}
 		if !a.satFound {
 			sat.label = "saturation: **no rate sustained**, lowest step shown"
 		}
@@ -262,9 +279,9 @@ func (r *Report) method(b *strings.Builder) {
 	p("- **Saturation** = the highest open-model arrival rate the arm sustains: steps of %s at %s of the closed-loop throughput, "+
 		"stopping at the first step not sustained, then %d bisection steps. A step is sustained when at least %.1f%% of its requests are "+
 		"answered 202, the generator sent at least %.0f%% of the scheduled requests, and the p99 stays within %s (a queue growing a few "+
-		"percent over capacity crosses that within a step). On this machine the closed loop overstates what an open arrival process can get: "+
-		"with requests spread out, the Go scheduler parks and wakes threads per request instead of running hot, which costs CPU the "+
-		"closed loop does not pay.\n", d, fractions(searchFractions), bisectSteps, 100*(1-sustainMaxFailed), 100*sustainMinSent, ms(sustainP99))
+		"percent over capacity crosses that within a step). The closed loop can overstate what an open arrival process gets (compare "+
+		"the rows): with requests spread out, goroutines and threads are parked and woken per request instead of finding work ready, "+
+		"which costs CPU a full queue does not pay.\n", d, fractions(searchFractions), bisectSteps, 100*(1-sustainMaxFailed), 100*sustainMinSent, ms(sustainP99))
 	if r.cfg.Rate == 0 {
 		p("- **Open model** = requests sent on a fixed schedule at **80%% of that arm's saturation rate**, whatever the answers " +
 			"(vegeta starts another worker whenever all are busy, so slow answers do not slow the schedule: no coordinated omission). " +
@@ -328,7 +345,7 @@ func (r *Report) timeSpent(b *strings.Builder) {
 		if ps == nil || orders == 0 {
 			return "n/a | n/a"
 		}
-		return fmt.Sprintf("%s | %.1f%%", ms(ps.cpuOf(name)/time.Duration(orders)), 100*ps.share(name))
+		return fmt.Sprintf("%s | %.1f%%", us(ps.cpuOf(name)/time.Duration(orders)), 100*ps.share(name))
 	}
 	openHead := "open model"
 	if full != nil {
@@ -353,9 +370,9 @@ func (r *Report) timeSpent(b *strings.Builder) {
 	if closedOrders > 0 {
 		total := "n/a"
 		if r.openProfile != nil && openOrders > 0 {
-			total = ms(r.openProfile.total / time.Duration(openOrders))
+			total = us(r.openProfile.total / time.Duration(openOrders))
 		}
-		p("| **this process, total** | **%s** | 100%% | **%s** | 100%% |\n", ms(prof.total/time.Duration(closedOrders)), total)
+		p("| **this process, total** | **%s** | 100%% | **%s** | 100%% |\n", us(prof.total/time.Duration(closedOrders)), total)
 	}
 	p("\nTop 25 functions by cumulative time (`go tool pprof -top -cum -nodecount=25`):\n\n```\n%s\n```\n\n", prof.top)
 }

@@ -209,9 +209,9 @@ func TestMarkdown(t *testing.T) {
 				"- full intake: oversell: 0. books balance.",
 				"- naive Postgres: oversell: 0. books balance.",
 				"**Machine:** 2 CPUs (`nproc`), Test CPU, linux/amd64, Go 1.26.8",
-				"| api: Redis (go-redis client, redisstore) | 5.00 ms | 33.3% | 2.00 ms | 50.0% |",
-				"| " + kafkaClient + " | 0.00 ms | 0.0% | 2.00 ms | 50.0% |",
-				"| **this process, total** | **15.0 ms** | 100% | **4.00 ms** | 100% |",
+				"| api: Redis (go-redis client, redisstore) | 5000 µs | 33.3% | 2000 µs | 50.0% |",
+				"| " + kafkaClient + " | 0 µs | 0.0% | 2000 µs | 50.0% |",
+				"| **this process, total** | **15000 µs** | 100% | **4000 µs** | 100% |",
 			},
 			notWant: []string{"CHECK FAILED", "missed", "Warning"},
 		},
@@ -322,5 +322,17 @@ func TestMarkdownShowsRepeatedRuns(t *testing.T) {
 	want := "- repeated: closed loop, 64 in flight, which other processes disturbed (they used 1.00 cores; it achieved 1000 orders/s, p99 50.0 ms)"
 	if md := rep.Markdown(); !strings.Contains(md, want) {
 		t.Fatalf("markdown lacks %q:\n%s", want, md)
+	}
+}
+
+func TestRatioBounds(t *testing.T) {
+	t.Parallel()
+	rep := fakeReport(nil, nil)
+	rep.arms[1].satAtTop = true // the naive search never failed: its saturation is a lower bound
+	md := rep.Markdown()
+	for _, want := range []string{"at most 20.0x (4000 vs 200 orders/s)", "(the search's top step; the arm may sustain more)"} {
+		if !strings.Contains(md, want) {
+			t.Fatalf("markdown lacks %q", want)
+		}
 	}
 }

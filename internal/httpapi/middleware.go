@@ -15,9 +15,10 @@ import (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	limited  prometheus.Counter
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	limited     prometheus.Counter
+	soldOutGate prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		limited: f.NewCounter(prometheus.CounterOpts{
 			Name: "orderpipe_http_rate_limited_total",
 			Help: "Requests refused with 429 by the per-key rate limit.",
+		}),
+		soldOutGate: f.NewCounter(prometheus.CounterOpts{
+			Name: "orderpipe_http_soldout_gate_total",
+			Help: "Orders refused with 409 by the sold-out gate before the idempotency protocol (SOLDOUT_GATE=before-idempotency).",
 		}),
 	}
 }

@@ -25,9 +25,13 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	authed := func(scope string) []echo.MiddlewareFunc {
 		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), rateLimit(cfg, d.Store, d.Log)}
 	}
-	// Checkout.
-	e.POST("/v1/orders", handlePlaceOrder(cfg, d.Intake),
-		append(authed(auth.ScopeOrdersWrite), idempotent(cfg, d.Store, d.Log))...)
+	// Checkout. The sold-out gate runs before the idempotency protocol only when configured so
+	// (SOLDOUT_GATE=before-idempotency); by default the intake path checks it (soldoutgate.go).
+	placeMW := authed(auth.ScopeOrdersWrite)
+	if cfg.SoldOutGate == GateBeforeIdempotency && d.SoldOut != nil {
+		placeMW = append(placeMW, soldOutGate(cfg, d.SoldOut, m.soldOutGate))
+	}
+	e.POST("/v1/orders", handlePlaceOrder(cfg, d.Intake), append(placeMW, idempotent(cfg, d.Store, d.Log))...)
 	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.DeadLetter, d.Store), authed(auth.ScopeOrdersRead)...)
 	// Catalog management.
 	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct), authed(auth.ScopeCatalogWrite)...)

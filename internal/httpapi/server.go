@@ -26,6 +26,7 @@ type Config struct {
 	IdempotencyTTL   time.Duration
 	IdempotencyLease time.Duration
 	PendingTTL       time.Duration // how long the pending snapshot of an accepted order answers GET
+	SoldOutGate      string        // GateAfterIdempotency or GateBeforeIdempotency
 	RateLimit        int           // requests per second per API key
 	RateBurst        int
 	LowStock         int64 // at or below this, availability says low_stock
@@ -59,6 +60,7 @@ type Deps struct {
 	SaveProduct func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
 	Warehouse   WarehouseDeps                                                         // POST /v1/warehouse/stock
 	SalesReport func(ctx context.Context, q SalesQuery) ([]SalesRow, error)           // GET /v1/reports/sales (Postgres aggregates)
+	SoldOut     SoldOutSKUs                                                           // the sold-out view, for the gate before the idempotency protocol
 	Checks      []Check
 	Draining    func() bool
 	Log         *slog.Logger

@@ -45,6 +45,16 @@ func BenchmarkSoldOutRejection(b *testing.B) {
 		b.Cleanup(func() { _ = srv.Close() })
 		hammer(b, "http://"+ln.Addr().String(), "op_bench")
 	})
+	b.Run("api-soldout-gate-before-idempotency", func(b *testing.B) {
+		s := openShop(b, 0, map[string]string{"SOLDOUT_GATE": "before-idempotency"})
+		if code, body := s.order(b); code != http.StatusConflict { // learns the SKU is sold out
+			b.Fatalf("first order: %d %s", code, body)
+		}
+		gate := s.metric(b, "orderpipe_http_soldout_gate_total")
+		hammer(b, s.url, s.token)
+		b.StopTimer()
+		b.ReportMetric((s.metric(b, "orderpipe_http_soldout_gate_total")-gate)/float64(b.N), "gate/op")
+	})
 	b.Run("api-soldout", func(b *testing.B) {
 		s := openShop(b, 0)
 		if code, body := s.order(b); code != http.StatusConflict { // learns the SKU is sold out

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"net/http"
 	"strings"
@@ -31,10 +32,12 @@ type shop struct {
 	url    string
 	token  string
 	store  *redisstore.Store
+	rdb    *redis.Client
+	prefix string
 	client *http.Client
 }
 
-func openShop(t testing.TB, units int64) *shop {
+func openShop(t testing.TB, units int64, extraEnv ...map[string]string) *shop {
 	t.Helper()
 	pool, dbURL := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
@@ -48,7 +51,7 @@ func openShop(t testing.TB, units int64) *shop {
 	if _, err := postgres.NewStockStore(pool).SeedMissing(ctx, map[string]int64{hotSKU: units}); err != nil {
 		t.Fatal(err)
 	}
-	s := &shop{store: redisstore.New(rdb, prefix), client: &http.Client{Timeout: 10 * time.Second}}
+	s := &shop{store: redisstore.New(rdb, prefix), rdb: rdb, prefix: prefix, client: &http.Client{Timeout: 10 * time.Second}}
 	if _, err := s.store.SeedStock(ctx, map[string]int64{hotSKU: units}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +63,17 @@ func openShop(t testing.TB, units int64) *shop {
 		t.Fatal(err)
 	}
 	s.token = tok
-	proc := testenv.Start(t, "api", api.Run, map[string]string{
+	env := map[string]string{
 		"DATABASE_URL": dbURL, "DATABASE_MAX_CONNS": "4", "REDIS_ADDRS": rdb.Options().Addr, "REDIS_KEY_PREFIX": prefix,
 		"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","), "API_ADDR": "127.0.0.1:0", "API_DRAIN_DELAY": "0s",
 		"RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "info",
-	})
+	}
+	for _, m := range extraEnv {
+		for k, v := range m {
+			env[k] = v
+		}
+	}
+	proc := testenv.Start(t, "api", api.Run, env)
 	s.url = proc.URL
 	return s
 }
@@ -268,4 +277,58 @@ func TestStockViewIgnoresOvertakenMarks(t *testing.T) {
 	if _, err := v.Availability(t.Context(), hotSKU); err != nil || !v.SoldOut(hotSKU) {
 		t.Fatalf("an availability read of 0 did not mark the SKU sold out (%v)", err)
 	}
+}
+
+// With SOLDOUT_GATE=before-idempotency a sold-out SKU's orders are refused before the
+// idempotency protocol: no idempotency record is written, no Redis call is made, and a restock
+// announcement lets orders through again.
+func TestSoldOutGateBeforeIdempotency(t *testing.T) {
+	t.Parallel()
+	s := openShop(t, 1, map[string]string{"SOLDOUT_GATE": "before-idempotency"})
+	if code, body := s.order(t); code != http.StatusAccepted {
+		t.Fatalf("first order: %d %s", code, body)
+	}
+	if code, body := s.order(t); code != http.StatusConflict { // learns the SKU is sold out
+		t.Fatalf("second order: %d %s", code, body)
+	}
+	idemBefore := countKeys(t, s, "idem:*")
+	gate := s.metric(t, "orderpipe_http_soldout_gate_total")
+	for range 20 {
+		if code, body := s.order(t); code != http.StatusConflict || !bytes.Contains(body, []byte(hotSKU)) {
+			t.Fatalf("order for a sold-out SKU: %d %s, want 409 naming it", code, body)
+		}
+	}
+	if got := s.metric(t, "orderpipe_http_soldout_gate_total") - gate; got != 20 {
+		t.Fatalf("gate refused %v orders, want 20", got)
+	}
+	if got := countKeys(t, s, "idem:*"); got != idemBefore {
+		t.Fatalf("%d idempotency records after gated refusals, want %d (no Redis call)", got, idemBefore)
+	}
+	// A restock (announced) makes the SKU sellable again.
+	if err := s.store.SetStock(t.Context(), hotSKU, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		code, _ := s.order(t)
+		if code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still refused 3s after a restock: %d", code)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func countKeys(t *testing.T, s *shop, pattern string) int {
+	t.Helper()
+	keys, err := s.rdb.Keys(t.Context(), s.prefix+pattern).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }

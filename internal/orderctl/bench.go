@@ -27,8 +27,9 @@ func (e *env) benchCmd() *cobra.Command {
 		Long: "Runs three arms one after the other on this machine, each an HTTP server on loopback driven by the\n" +
 			"same open-model load generator: a bare Echo handler (the HTTP ceiling), the naive design (one Postgres\n" +
 			"transaction per order locking one hot SKU row) and the full intake (the real api in this process, with\n" +
-			"an in-process kfake broker). Each arm gets a saturation run and an open-model run; stock is checked for\n" +
-			"oversell after each stocked arm, and the process is CPU-profiled during the intake saturation run.\n" +
+			"an in-process kfake broker). Each arm gets a closed-loop run, a search for its saturation (the highest\n" +
+			"open-model rate it sustains) and an open-model run at 80% of it; stock is checked for oversell after\n" +
+			"each stocked arm, and the process is CPU-profiled during the intake's closed-loop and open-model runs.\n" +
 			"Needs Postgres (DATABASE_URL; two temporary schemas) and one Redis node (REDIS_ADDRS; a temporary key\n" +
 			"prefix). Writes the section between <!-- intake:begin --> and <!-- intake:end --> of --out, keeping the\n" +
 			"rest of the file. Exits 1 if a stock check failed (the report is still written).",
@@ -70,10 +71,10 @@ func (e *env) benchCmd() *cobra.Command {
 		},
 	}
 	intake.Flags().StringVar(&out, "out", "docs/benchmarks.md", "Markdown file to write the intake section into (- prints it)")
-	intake.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of each measured run (saturation, open model) per arm")
-	intake.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s for every arm (0: 80% of each arm's saturation throughput)")
-	intake.Flags().IntVar(&workers, "workers", 64, "requests kept in flight by the saturation runs")
-	intake.Flags().StringVar(&cpuProfile, "cpuprofile", "", "keep the CPU profile of the intake saturation run at this path")
+	intake.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of the closed-loop and open-model runs of each arm (each search step takes 30% of it)")
+	intake.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s for every arm (0: 80% of each arm's saturation)")
+	intake.Flags().IntVar(&workers, "workers", 64, "requests kept in flight by the closed-loop runs")
+	intake.Flags().StringVar(&cpuProfile, "cpuprofile", "", "keep the CPU profile of the intake's closed-loop run at this path")
 	cmd.AddCommand(intake, e.benchWorkerCmd())
 	return cmd
 }
