@@ -112,6 +112,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.reconcileCmd(),
 		e.mailsinkCmd(),
 		e.benchCmd(),
+		e.dlqCmd(),
+		e.lagCmd(),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !isExit(err) && isUsage(err) {
