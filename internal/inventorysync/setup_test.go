@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -163,65 +162,13 @@ func shipMsg(id, wh, sku string, seq int64, orderID string, qty int64) msg {
 // every event's Postgres and Redis steps are done.
 func (s *stack) waitSettled(t *testing.T, group string, within time.Duration) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(within)
-	for {
-		lag := int64(-1)
-		ends, err := adm.ListEndOffsets(t.Context(), event.TopicInventoryStock)
-		if err == nil {
-			if committed, err := adm.FetchOffsets(t.Context(), group); err == nil {
-				lag = 0
-				ends.Each(func(o kadm.ListedOffset) {
-					c, ok := committed.Lookup(o.Topic, o.Partition)
-					at := int64(0)
-					if ok {
-						at = c.At
-					}
-					lag += o.Offset - at
-				})
-			}
-		}
-		if lag == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not settled after %s: lag %d", group, within, lag)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.WaitCommitted(t, s.kafka, group, []string{event.TopicInventoryStock}, within)
 }
 
 // records reads every record of topic.
 func (s *stack) records(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want int64
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	var out []*kgo.Record
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for int64(len(out)) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), want, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return testenv.Records(t, s.kafka, topic)
 }
 
 type stockRow struct{ OnHand, Allocated, Shortfall int64 }

@@ -133,7 +133,7 @@ func (s *stack) reportFigures(t *testing.T, groupBy string, from, to time.Time) 
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.api.URL+"/v1/reports/sales?"+q.Encode(), nil)
+		req, _ := http.NewRequest(http.MethodGet, s.API.URL+"/v1/reports/sales?"+q.Encode(), nil)
 		req.Header.Set("Authorization", "Bearer "+s.reports)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -206,8 +206,7 @@ var lanes = map[string][]string{
 // replayed from the start into both groups: no new e-mail, no figure changes.
 func TestThousandOrdersOneEmailEachAndReplayChangesNothing(t *testing.T) {
 	t.Parallel()
-	s := setup(t, mailsink.Config{})
-	s.pipeline(t, paysim.Config{Latency: 2 * time.Millisecond, DeclineRate: 0.1, Seed: 7},
+	s := setupPipeline(t, mailsink.Config{}, paysim.Config{Latency: 2 * time.Millisecond, DeclineRate: 0.1, Seed: 7},
 		map[string]int64{"BRK-PAD-1001": 2000, "FLT-OIL-2001": 2000, "BAT-5001": 2000, "WIP-6001": 2000, "TYR-WIN-7101": 2000})
 	s.worker(t, nil)
 	n := s.notifier(t, nil)
@@ -232,7 +231,7 @@ func TestThousandOrdersOneEmailEachAndReplayChangesNothing(t *testing.T) {
 	if len(accepted) != len(bodies) {
 		t.Fatalf("%d of %d orders accepted, want all (stock is ample)", len(accepted), len(bodies))
 	}
-	s.waitDecided(t, len(accepted), 90*time.Second)
+	s.WaitDecided(t, len(accepted), 90*time.Second)
 	s.waitMessages(t, len(accepted), 60*time.Second)
 	for g, topics := range lanes {
 		s.waitCommitted(t, g, topics, 30*time.Second)

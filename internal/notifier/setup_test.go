@@ -1,28 +1,21 @@
 package notifier_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/orderpipe/orderpipe/internal/api"
 	"github.com/orderpipe/orderpipe/internal/auth"
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/mailsink"
@@ -30,12 +23,12 @@ import (
 	"github.com/orderpipe/orderpipe/internal/orderworker"
 	"github.com/orderpipe/orderpipe/internal/paysim"
 	"github.com/orderpipe/orderpipe/internal/postgres"
-	"github.com/orderpipe/orderpipe/internal/redisstore"
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
-// stack is one test's world: its Postgres schema, broker and SMTP sink, and on demand the order
-// pipeline in front of the notifier (Redis prefix, payment simulator, api, order-worker).
+// stack is one test's world: its Postgres schema, broker and SMTP sink, and, for the tests that
+// call setupPipeline, the order pipeline in front of the notifier (testenv.Pipeline: Redis
+// prefix, payment simulator, api, order-workers) on that schema and broker.
 type stack struct {
 	pool  *pgxpool.Pool
 	dbURL string
@@ -43,24 +36,27 @@ type stack struct {
 	sink  *mailsink.Sink
 	smtp  string // the address the notifier sends to (the sink, or a proxy in front of it)
 
-	rdb     *redis.Client
-	prefix  string
-	sim     *paysim.Server
-	simURL  string
-	api     *testenv.Proc
-	token   string // orders:write, orders:read
-	reports string // reports:read
+	*testenv.Pipeline        // nil without setupPipeline
+	reports           string // reports:read
 }
 
 var skus = []string{"BRK-PAD-1001", "FLT-OIL-2001", "BAT-5001", "WIP-6001", "TYR-WIN-7101"}
 
 var categories = []string{"brakes", "filters", "batteries", "wipers", "tyres"}
 
-func setup(t *testing.T, sink mailsink.Config) *stack {
+// products is the catalog of the five SKUs.
+func products() []postgres.Product {
+	var out []postgres.Product
+	for i, sku := range skus {
+		out = append(out, postgres.Product{SKU: sku, Name: "Part " + sku, Category: categories[i],
+			Brand: "Bosch", PriceMinor: int64(1000 + 250*i), Currency: "EUR", Active: true})
+	}
+	return out
+}
+
+// startSink starts the SMTP sink of s.
+func (s *stack) startSink(t *testing.T, sink mailsink.Config) {
 	t.Helper()
-	s := &stack{}
-	s.pool, s.dbURL = testenv.Postgres(t)
-	s.kafka = testenv.Kafka(t)
 	sink.Addr = "127.0.0.1:0"
 	var err error
 	if s.sink, err = mailsink.Start(sink); err != nil {
@@ -68,62 +64,46 @@ func setup(t *testing.T, sink mailsink.Config) *stack {
 	}
 	t.Cleanup(func() { _ = s.sink.Close() })
 	s.smtp = s.sink.Addr()
-	var products []postgres.Product
-	for i, sku := range skus {
-		products = append(products, postgres.Product{SKU: sku, Name: "Part " + sku, Category: categories[i],
-			Brand: "Bosch", PriceMinor: int64(1000 + 250*i), Currency: "EUR", Active: true})
-	}
-	if _, err := postgres.NewCatalogStore(s.pool).UpsertMany(t.Context(), products); err != nil {
+}
+
+func setup(t *testing.T, sink mailsink.Config) *stack {
+	t.Helper()
+	s := &stack{}
+	s.pool, s.dbURL = testenv.Postgres(t)
+	s.kafka = testenv.Kafka(t)
+	s.startSink(t, sink)
+	if _, err := postgres.NewCatalogStore(s.pool).UpsertMany(t.Context(), products()); err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// pipeline starts what sits in front of the notifier: payment simulator and api (order-workers
-// start with worker).
-func (s *stack) pipeline(t *testing.T, sim paysim.Config, stock map[string]int64) {
+// setupPipeline is setup with the order pipeline in front of the notifier: payment simulator
+// and api (order-workers start with worker).
+func setupPipeline(t *testing.T, sink mailsink.Config, sim paysim.Config, stock map[string]int64) *stack {
 	t.Helper()
-	ctx := t.Context()
-	s.rdb, s.prefix = testenv.Redis(t)
-	store := redisstore.New(s.rdb, s.prefix)
-	s.sim = paysim.New(sim)
-	srv := httptest.NewServer(s.sim.Handler())
-	t.Cleanup(srv.Close)
-	s.simURL = srv.URL
-	if _, err := postgres.NewStockStore(s.pool).SeedMissing(ctx, stock); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.SeedStock(ctx, stock); err != nil {
-		t.Fatal(err)
-	}
-	mk := func(name string, scopes ...string) string {
-		tok, k, err := auth.Generate(name, scopes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := postgres.NewKeyStore(s.pool).Create(ctx, postgres.APIKey{ID: k.ID, Name: k.Name, SecretHash: k.SecretHash, Scopes: k.Scopes}); err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	s.token = mk("checkout", auth.ScopeOrdersWrite, auth.ScopeOrdersRead)
-	s.reports = mk("managers", auth.ScopeReportsRead)
-	s.api = testenv.Start(t, "api", api.Run, s.env(map[string]string{"API_ADDR": "127.0.0.1:0", "API_DRAIN_DELAY": "0s", "RATE_LIMIT_PER_SECOND": "0"}))
+	s := &stack{}
+	s.startSink(t, sink)
+	s.Pipeline = testenv.NewPipeline(t, testenv.PipelineOptions{Products: products(), Stock: stock, Payment: sim,
+		// The settings of these tests for every process; the breaker at its default.
+		Env:  s.settings(map[string]string{"DATABASE_MAX_CONNS": "4", "PAYMENT_BREAKER_OPEN_FOR": ""}),
+		Keys: map[string][]string{"managers": {auth.ScopeReportsRead}}})
+	s.pool, s.dbURL, s.kafka = s.Pool, s.DBURL, s.Kafka
+	s.reports = s.Keys["managers"]
+	return s
 }
 
-func (s *stack) env(extra map[string]string) map[string]string {
+// settings are the notifier's, order-worker's and payment client's settings of these tests
+// (the SMTP server is s.smtp as it is now), then extra.
+func (s *stack) settings(extra map[string]string) map[string]string {
 	host, port, _ := net.SplitHostPort(s.smtp)
 	env := map[string]string{
-		"DATABASE_URL":                s.dbURL,
-		"DATABASE_MAX_CONNS":          "4",
-		"KAFKA_BROKERS":               strings.Join(s.kafka.ListenAddrs(), ","),
 		"KAFKA_SESSION_TIMEOUT":       "6s",
 		"LOG_LEVEL":                   "info",
 		"WORKER_ADMIN_ADDR":           "127.0.0.1:0",
 		"ORDER_WORKER_RETRY_IN_PLACE": "2s",
 		"ORDER_WORKER_RETRY_TIERS":    "1s,2s",
 		"ORDER_WORKER_MAX_STARVE":     "500ms",
-		"PAYMENT_URL":                 s.simURL,
 		"PAYMENT_TIMEOUT":             "500ms",
 		"PAYMENT_MAX_ATTEMPTS":        "2",
 		"PAYMENT_BACKOFF_INITIAL":     "20ms",
@@ -141,10 +121,25 @@ func (s *stack) env(extra map[string]string) map[string]string {
 		"MAIL_FROM":                   "Auto Parts Shop <orders@shop.example>",
 		"MAIL_ORDER_BASE_URL":         "https://shop.example/orders/",
 	}
-	if s.rdb != nil {
-		env["REDIS_ADDRS"], env["REDIS_KEY_PREFIX"] = s.rdb.Options().Addr, s.prefix
-	}
 	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// env is the environment of a process: the pipeline's (Redis and payment simulator included)
+// with the settings of these tests, or without a pipeline the Postgres schema and broker of
+// setup.
+func (s *stack) env(extra map[string]string) map[string]string {
+	if s.Pipeline != nil {
+		return s.Env(s.settings(extra))
+	}
+	env := map[string]string{
+		"DATABASE_URL":       s.dbURL,
+		"DATABASE_MAX_CONNS": "4",
+		"KAFKA_BROKERS":      strings.Join(s.kafka.ListenAddrs(), ","),
+	}
+	for k, v := range s.settings(extra) {
 		env[k] = v
 	}
 	return env
@@ -161,118 +156,33 @@ func (s *stack) worker(t *testing.T, extra map[string]string) *testenv.Proc {
 }
 
 // placeMany posts n orders with concurrency c and returns the accepted ids with their e-mail
-// addresses.
+// addresses; any answer but 202 fails the test.
 func (s *stack) placeMany(t *testing.T, n, c int, body func(i int) []byte) map[string]string {
 	t.Helper()
-	var mu sync.Mutex
 	accepted := map[string]string{}
-	sem := make(chan struct{}, c)
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 20 * time.Second}
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			b := body(i)
-			req, _ := http.NewRequest(http.MethodPost, s.api.URL+"/v1/orders", bytes.NewReader(b))
-			req.Header.Set("Authorization", "Bearer "+s.token)
-			req.Header.Set("Idempotency-Key", uuid.NewString())
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Errorf("order %d: %v", i, err)
-				return
-			}
-			defer resp.Body.Close()
-			rb, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusAccepted {
-				t.Errorf("order %d: %d %s", i, resp.StatusCode, rb)
-				return
-			}
-			var v struct {
-				OrderID string `json:"order_id"`
-			}
-			var in struct {
-				Email string `json:"email"`
-			}
-			_ = json.Unmarshal(rb, &v)
-			_ = json.Unmarshal(b, &in)
-			mu.Lock()
-			accepted[v.OrderID] = in.Email
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	s.PlaceEach(t, n, c, body, func(i int, req []byte, a testenv.Answer) {
+		if a.Status != http.StatusAccepted {
+			t.Errorf("order %d: %d %s", i, a.Status, a.Body)
+			return
+		}
+		var in struct {
+			Email string `json:"email"`
+		}
+		_ = json.Unmarshal(req, &in)
+		accepted[a.OrderID] = in.Email
+	})
 	return accepted
 }
 
 func orderJSON(email, token, priority string, lines ...any) []byte {
-	type line struct {
-		SKU      string `json:"sku"`
-		Quantity int    `json:"quantity"`
-	}
-	var ls []line
-	for i := 0; i+1 < len(lines); i += 2 {
-		ls = append(ls, line{SKU: lines[i].(string), Quantity: lines[i+1].(int)})
-	}
-	b, _ := json.Marshal(map[string]any{
-		"customer_id": "c-" + uuid.NewString()[:8], "email": email, "priority": priority, "lines": ls,
-		"payment":          map[string]string{"method": "card", "token": token},
-		"shipping_address": map[string]string{"name": "Ada Buyer", "line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-	})
-	return b
-}
-
-// waitDecided waits until n orders have a row in Postgres.
-func (s *stack) waitDecided(t *testing.T, n int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var got int
-		if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d orders decided after %s", got, n, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return testenv.OrderJSONFor(email, token, priority, lines...)
 }
 
 // waitCommitted waits until group has committed every record of topics (lag 0): all its work on
 // them is durable.
 func (s *stack) waitCommitted(t *testing.T, group string, topics []string, within time.Duration) {
 	t.Helper()
-	adm := s.admin(t)
-	deadline := time.Now().Add(within)
-	for {
-		lag, total := int64(-1), int64(0)
-		ends, err := adm.ListEndOffsets(t.Context(), topics...)
-		if err == nil {
-			committed, cerr := adm.FetchOffsets(t.Context(), group)
-			if cerr == nil {
-				lag = 0
-				ends.Each(func(o kadm.ListedOffset) {
-					total += o.Offset
-					at := int64(0)
-					if c, ok := committed.Lookup(o.Topic, o.Partition); ok {
-						at = c.At
-					}
-					lag += o.Offset - at
-				})
-			}
-		}
-		if lag == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not caught up after %s: lag %d of %d records on %v (%v)", group, within, lag, total, topics, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.WaitCommitted(t, s.kafka, group, topics, within)
 }
 
 func (s *stack) admin(t *testing.T) *kadm.Client {
@@ -306,29 +216,7 @@ func (s *stack) resetGroup(t *testing.T, group, topic string) {
 // records reads every record of topic.
 func (s *stack) records(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(t.Context(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want int64
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	var out []*kgo.Record
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	for int64(len(out)) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(out), want, topic)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
+	return testenv.Records(t, s.kafka, topic)
 }
 
 // produce writes events to orders.events, keyed by order id, and waits for the broker.
@@ -403,5 +291,3 @@ func (s *stack) byMessageID() map[string]int {
 	}
 	return out
 }
-
-var _ = fmt.Sprint

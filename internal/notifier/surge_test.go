@@ -46,8 +46,7 @@ func (s *stack) p95(t *testing.T, ids map[string]string) time.Duration {
 // notifier, and the notifier catches up afterwards: every e-mail arrives once.
 func TestSurgeWithSlowNotifierLeavesOrderLatencyAlone(t *testing.T) {
 	t.Parallel()
-	s := setup(t, mailsink.Config{Latency: 10 * time.Millisecond})
-	s.pipeline(t, paysim.Config{Latency: 2 * time.Millisecond, Seed: 3},
+	s := setupPipeline(t, mailsink.Config{Latency: 10 * time.Millisecond}, paysim.Config{Latency: 2 * time.Millisecond, Seed: 3},
 		map[string]int64{"BRK-PAD-1001": 5000, "FLT-OIL-2001": 5000, "BAT-5001": 5000, "WIP-6001": 5000, "TYR-WIN-7101": 5000})
 	s.worker(t, nil)
 	surge := func(round int) map[string]string {
@@ -56,13 +55,13 @@ func TestSurgeWithSlowNotifierLeavesOrderLatencyAlone(t *testing.T) {
 		})
 	}
 	without := surge(1)
-	s.waitDecided(t, len(without), 60*time.Second)
+	s.WaitDecided(t, len(without), 60*time.Second)
 	p95Without := s.p95(t, without)
 
 	n := s.notifier(t, map[string]string{"NOTIFIER_MAX_SENDS": "1", "NOTIFIER_BATCH_SIZE": "20", "NOTIFIER_PAUSE_LAG": "5",
 		"NOTIFIER_LAG_CHECK_INTERVAL": "50ms"})
 	with := surge(2)
-	s.waitDecided(t, len(without)+len(with), 60*time.Second)
+	s.WaitDecided(t, len(without)+len(with), 60*time.Second)
 	p95With := s.p95(t, with)
 	sentDuringSurge := s.sink.Count()
 	t.Logf("accept-to-decision p95: %s without the notifier, %s with it (e-mails sent by then: %d of %d; lanes paused %v times)",

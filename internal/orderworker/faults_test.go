@@ -34,11 +34,11 @@ func stockAll(n int64) map[string]int64 {
 func TestWorkerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: 15 * time.Millisecond, LatencyJitter: 10 * time.Millisecond, DeclineRate: 0.05, Seed: 11}, stockAll(400))
-	accepted := s.placeMany(t, 1500, 32, func(i int) []byte {
+	accepted := s.PlaceMany(t, 1500, 32, func(i int) []byte {
 		return orderJSON("tok_card_"+fmt.Sprint(i), []string{"standard", "express"}[i%2], skus[i%len(skus)], 1)
 	})
 	bin := testenv.Binary(t, "order-worker")
-	env := s.env(map[string]string{"ORDER_WORKER_BATCH_SIZE": "100", "ORDER_WORKER_PAYMENT_CONCURRENCY": "8", "KAFKA_SESSION_TIMEOUT": "6s"})
+	env := s.Env(map[string]string{"ORDER_WORKER_BATCH_SIZE": "100", "ORDER_WORKER_PAYMENT_CONCURRENCY": "8", "KAFKA_SESSION_TIMEOUT": "6s"})
 	for round := range 3 {
 		cmd := exec.Command(bin)
 		for k, v := range env {
@@ -50,11 +50,11 @@ func TestWorkerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		var before int
-		_ = s.pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&before)
+		_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&before)
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			var n int
-			_ = s.pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
+			_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
 			if n >= before+200 || n == len(accepted) || time.Now().After(deadline) {
 				break
 			}
@@ -64,7 +64,7 @@ func TestWorkerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 		_ = cmd.Wait()
 		t.Logf("round %d: killed the worker after it decided %d orders", round, before)
 	}
-	s.worker(t, nil)
+	s.Worker(t, nil)
 	s.waitDecided(t, accepted, 90*time.Second)
 	s.waitSettled(t, 90*time.Second)
 	s.checkInvariants(t, accepted)
@@ -76,9 +76,9 @@ func TestWorkerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 func TestGatewayOutageRetriesAndBreakerRecovers(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: time.Millisecond, Seed: 5}, stockAll(100))
-	w := s.worker(t, map[string]string{"ORDER_WORKER_RETRY_IN_PLACE": "10s", "ORDER_WORKER_RETRY_TIERS": "5s,10s", "PAYMENT_BREAKER_FAILURES": "3"})
-	s.sim.SetDown(true)
-	accepted := s.placeMany(t, 60, 8, func(i int) []byte {
+	w := s.Worker(t, map[string]string{"ORDER_WORKER_RETRY_IN_PLACE": "10s", "ORDER_WORKER_RETRY_TIERS": "5s,10s", "PAYMENT_BREAKER_FAILURES": "3"})
+	s.Sim.SetDown(true)
+	accepted := s.PlaceMany(t, 60, 8, func(i int) []byte {
 		tok := "tok_card_" + fmt.Sprint(i)
 		if i%10 == 0 {
 			tok = "tok_decline_" + fmt.Sprint(i)
@@ -94,11 +94,11 @@ func TestGatewayOutageRetriesAndBreakerRecovers(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var n int
-	_ = s.pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
+	_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("%d orders decided during a total payment outage, want 0 (nothing cancelled for a transient fault)", n)
 	}
-	s.sim.SetDown(false)
+	s.Sim.SetDown(false)
 	s.waitDecided(t, accepted, 60*time.Second)
 	s.waitSettled(t, 60*time.Second)
 	s.checkInvariants(t, accepted)
@@ -116,7 +116,7 @@ func TestGatewayOutageRetriesAndBreakerRecovers(t *testing.T) {
 func TestPoisonRecordIsDeadLetteredAndThePartitionFlows(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: time.Millisecond, Seed: 1}, stockAll(100))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.ListenAddrs()...), kgo.DefaultProduceTopic(event.TopicOrdersPlaced),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka.ListenAddrs()...), kgo.DefaultProduceTopic(event.TopicOrdersPlaced),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +131,8 @@ func TestPoisonRecordIsDeadLetteredAndThePartitionFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Valid orders after the poison, on the same partition.
-	accepted := s.placeMany(t, 30, 4, func(i int) []byte { return orderJSON("tok_card_"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
-	s.worker(t, nil)
+	accepted := s.PlaceMany(t, 30, 4, func(i int) []byte { return orderJSON("tok_card_"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
+	s.Worker(t, nil)
 	s.waitDecided(t, accepted, 30*time.Second)
 	s.waitSettled(t, 30*time.Second)
 	s.checkInvariants(t, accepted)
@@ -140,7 +140,7 @@ func TestPoisonRecordIsDeadLetteredAndThePartitionFlows(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for len(dlq) < 2 && time.Now().Before(deadline) {
 		dlq = dlq[:0]
-		for _, r := range s.records(t, event.DeadLetterTopic("order-worker")) {
+		for _, r := range s.Records(t, event.DeadLetterTopic("order-worker")) {
 			d, err := consumer.ParseDeadLetter(r)
 			if err != nil {
 				t.Fatal(err)
@@ -176,16 +176,16 @@ func TestExpiredHoldsAreDecidedByTheGuard(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: time.Millisecond, Seed: 2}, map[string]int64{"BRK-PAD-1001": 10, "FLT-OIL-2001": 10, "BAT-5001": 10, "WIP-6001": 10, "TYR-WIN-7101": 10})
 	// Hold all 10 units with orders whose holds then expire (the reaper returns them).
-	first := s.placeMany(t, 10, 4, func(i int) []byte { return orderJSON("tok_card_a"+fmt.Sprint(i), "standard", "BRK-PAD-1001", 1) })
+	first := s.PlaceMany(t, 10, 4, func(i int) []byte { return orderJSON("tok_card_a"+fmt.Sprint(i), "standard", "BRK-PAD-1001", 1) })
 	if len(first) != 10 {
 		t.Fatalf("%d accepted, want 10", len(first))
 	}
-	expired, err := s.store.ExpireDue(t.Context(), "BRK-PAD-1001", time.Now().Add(time.Hour), 100)
+	expired, err := s.Store.ExpireDue(t.Context(), "BRK-PAD-1001", time.Now().Add(time.Hour), 100)
 	if err != nil || len(expired) != 10 {
 		t.Fatalf("expired %d holds (%v), want 10", len(expired), err)
 	}
 	// The units are sellable again and get sold to 5 more buyers.
-	second := s.placeMany(t, 5, 5, func(i int) []byte { return orderJSON("tok_card_b"+fmt.Sprint(i), "standard", "BRK-PAD-1001", 1) })
+	second := s.PlaceMany(t, 5, 5, func(i int) []byte { return orderJSON("tok_card_b"+fmt.Sprint(i), "standard", "BRK-PAD-1001", 1) })
 	if len(second) != 5 {
 		t.Fatalf("%d accepted after the expiry, want 5", len(second))
 	}
@@ -196,19 +196,19 @@ func TestExpiredHoldsAreDecidedByTheGuard(t *testing.T) {
 	for id := range second {
 		all[id] = true
 	}
-	s.worker(t, nil)
+	s.Worker(t, nil)
 	s.waitDecided(t, all, 30*time.Second)
 	s.waitSettled(t, 30*time.Second)
 	s.checkInvariants(t, all)
 	var onHand, allocated int64
-	if err := s.pool.QueryRow(t.Context(), `SELECT on_hand, allocated FROM stock WHERE sku = 'BRK-PAD-1001'`).Scan(&onHand, &allocated); err != nil {
+	if err := s.Pool.QueryRow(t.Context(), `SELECT on_hand, allocated FROM stock WHERE sku = 'BRK-PAD-1001'`).Scan(&onHand, &allocated); err != nil {
 		t.Fatal(err)
 	}
 	out := s.outcomes(t)
 	if allocated != 10 || out["confirmed"] != 10 || out["cancelled/expired"]+out["cancelled/out_of_stock"] != 5 {
 		t.Fatalf("allocated %d of %d, outcomes %v: want 10 confirmed and 5 refused by the guard", allocated, onHand, out)
 	}
-	if st := s.sim.Stats(); st.Refunds != 5 {
+	if st := s.Sim.Stats(); st.Refunds != 5 {
 		t.Fatalf("%d refunds, want 5 (captured orders the guard refused)", st.Refunds)
 	}
 }

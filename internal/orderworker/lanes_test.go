@@ -13,8 +13,8 @@ import (
 func TestExpressOrdersOvertakeAStandardBacklog(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: 2 * time.Millisecond, Seed: 17}, stockAll(2000))
-	standard := s.placeMany(t, 1500, 32, func(i int) []byte { return orderJSON("tok_card_s"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
-	express := s.placeMany(t, 60, 8, func(i int) []byte { return orderJSON("tok_card_e"+fmt.Sprint(i), "express", skus[i%len(skus)], 1) })
+	standard := s.PlaceMany(t, 1500, 32, func(i int) []byte { return orderJSON("tok_card_s"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
+	express := s.PlaceMany(t, 60, 8, func(i int) []byte { return orderJSON("tok_card_e"+fmt.Sprint(i), "express", skus[i%len(skus)], 1) })
 	all := map[string]bool{}
 	for id := range standard {
 		all[id] = true
@@ -22,14 +22,14 @@ func TestExpressOrdersOvertakeAStandardBacklog(t *testing.T) {
 	for id := range express {
 		all[id] = true
 	}
-	s.worker(t, map[string]string{"ORDER_WORKER_BATCH_SIZE": "50", "ORDER_WORKER_MAX_STARVE": "300ms"})
+	s.Worker(t, map[string]string{"ORDER_WORKER_BATCH_SIZE": "50", "ORDER_WORKER_MAX_STARVE": "300ms"})
 	s.waitDecided(t, all, 90*time.Second)
 	s.waitSettled(t, 30*time.Second)
 	s.checkInvariants(t, all)
 	// Rank every order by decision time: the last express order must come before most of the
 	// standard backlog, which was placed earlier.
 	var lastExpressRank, standardBefore int
-	rows, err := s.pool.Query(t.Context(), `SELECT priority FROM orders ORDER BY decided_at, id`)
+	rows, err := s.Pool.Query(t.Context(), `SELECT priority FROM orders ORDER BY decided_at, id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,15 +56,15 @@ func TestExpressOrdersOvertakeAStandardBacklog(t *testing.T) {
 
 	// Now express orders keep arriving for 2 s: the standard lane must still move (it gets a
 	// poll at least every ORDER_WORKER_MAX_STARVE).
-	more := s.placeMany(t, 1000, 32, func(i int) []byte { return orderJSON("tok_card_t"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
+	more := s.PlaceMany(t, 1000, 32, func(i int) []byte { return orderJSON("tok_card_t"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
 	start := time.Now()
-	stream := s.placeMany(t, 300, 1, func(i int) []byte {
+	stream := s.PlaceMany(t, 300, 1, func(i int) []byte {
 		time.Sleep(5 * time.Millisecond) // a steady stream, never a gap long enough to drain it
 		return orderJSON("tok_card_x"+fmt.Sprint(i), "express", skus[i%len(skus)], 1)
 	})
 	streamEnd := time.Now()
 	var movedDuringStream int
-	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM orders WHERE priority = 'standard' AND decided_at BETWEEN $1 AND $2 AND id = ANY($3::uuid[])`,
+	if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders WHERE priority = 'standard' AND decided_at BETWEEN $1 AND $2 AND id = ANY($3::uuid[])`,
 		start, streamEnd, keys(more)).Scan(&movedDuringStream); err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ func TestRebalancesDuringARunLoseAndDoubleNothing(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: 3 * time.Millisecond, LatencyJitter: 3 * time.Millisecond, DeclineRate: 0.05, Seed: 13}, stockAll(1200), kfake.NumBrokers(3))
 	env := map[string]string{"ORDER_WORKER_BATCH_SIZE": "100", "KAFKA_SESSION_TIMEOUT": "6s"}
-	s.worker(t, env)
-	s.worker(t, env)
+	s.Worker(t, env)
+	s.Worker(t, env)
 	stop := make(chan struct{})
 	chaos := make(chan error, 1)
 	go func() {
@@ -36,15 +36,15 @@ func TestRebalancesDuringARunLoseAndDoubleNothing(t *testing.T) {
 			}
 			switch i % 4 {
 			case 0:
-				s.kafka.ShufflePartitionLeaders()
+				s.Kafka.ShufflePartitionLeaders()
 			case 1:
 				for p := int32(0); p < 3; p++ {
-					_ = s.kafka.MoveTopicPartition(event.TopicOrdersPlaced, p, (s.kafka.LeaderFor(event.TopicOrdersPlaced, p)+1)%3)
+					_ = s.Kafka.MoveTopicPartition(event.TopicOrdersPlaced, p, (s.Kafka.LeaderFor(event.TopicOrdersPlaced, p)+1)%3)
 				}
-				s.kafka.RehashCoordinators()
+				s.Kafka.RehashCoordinators()
 			case 2:
 				if third == nil {
-					third = s.worker(t, env)
+					third = s.Worker(t, env)
 				}
 			case 3:
 				if third != nil {
@@ -54,7 +54,7 @@ func TestRebalancesDuringARunLoseAndDoubleNothing(t *testing.T) {
 			}
 		}
 	}()
-	accepted := s.placeMany(t, 5000, 48, func(i int) []byte {
+	accepted := s.PlaceMany(t, 5000, 48, func(i int) []byte {
 		return orderJSON("tok_card_"+fmt.Sprint(i), []string{"standard", "express"}[i%3/2], skus[i%len(skus)], 1)
 	})
 	close(stop)

@@ -18,7 +18,7 @@ func TestThousandOrdersReachATerminalStateOnce(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: 2 * time.Millisecond, DeclineRate: 0.1, Seed: 7},
 		map[string]int64{"BRK-PAD-1001": 300, "FLT-OIL-2001": 400, "BAT-5001": 150, "WIP-6001": 500, "TYR-WIN-7101": 250})
-	s.worker(t, nil)
+	s.Worker(t, nil)
 	rng := rand.New(rand.NewPCG(1, 2))
 	bodies := make([][]byte, 1000)
 	for i := range bodies {
@@ -37,7 +37,7 @@ func TestThousandOrdersReachATerminalStateOnce(t *testing.T) {
 			bodies[i] = orderJSON(token, prio, a, 1, b, 1)
 		}
 	}
-	accepted := s.placeMany(t, len(bodies), 32, func(i int) []byte { return bodies[i] })
+	accepted := s.PlaceMany(t, len(bodies), 32, func(i int) []byte { return bodies[i] })
 	if len(accepted) < 500 {
 		t.Fatalf("only %d of 1000 orders accepted; the stock should take most", len(accepted))
 	}
@@ -45,7 +45,7 @@ func TestThousandOrdersReachATerminalStateOnce(t *testing.T) {
 	s.waitSettled(t, 90*time.Second)
 	s.checkInvariants(t, accepted)
 	out := s.outcomes(t)
-	t.Logf("%d accepted; outcomes %v; simulator %+v", len(accepted), out, s.sim.Stats())
+	t.Logf("%d accepted; outcomes %v; simulator %+v", len(accepted), out, s.Sim.Stats())
 	if out["confirmed"] == 0 || out["cancelled/payment_declined"] < 20 {
 		t.Fatalf("outcomes %v: want confirmed orders and at least the 20 forced declines", out)
 	}
@@ -62,30 +62,30 @@ func TestReplayIntoTheSameGroupChangesNothing(t *testing.T) {
 	t.Parallel()
 	s := setup(t, paysim.Config{Latency: time.Millisecond, DeclineRate: 0.2, Seed: 3},
 		map[string]int64{"BRK-PAD-1001": 100, "FLT-OIL-2001": 100, "BAT-5001": 100, "WIP-6001": 100, "TYR-WIN-7101": 100})
-	w := s.worker(t, nil)
-	accepted := s.placeMany(t, 200, 16, func(i int) []byte { return orderJSON("tok_card_"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
+	w := s.Worker(t, nil)
+	accepted := s.PlaceMany(t, 200, 16, func(i int) []byte { return orderJSON("tok_card_"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1) })
 	s.waitDecided(t, accepted, 60*time.Second)
 	s.waitSettled(t, 60*time.Second)
 	s.checkInvariants(t, accepted)
-	before, capturesBefore := s.snapshot(t), s.sim.Stats().Captures
-	eventsBefore := len(s.records(t, "orders.events"))
+	before, capturesBefore := s.snapshot(t), s.Sim.Stats().Captures
+	eventsBefore := len(s.Records(t, "orders.events"))
 	if err := w.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	s.resetGroup(t, "order-worker", "orders.placed", "orders.placed.priority")
-	s.worker(t, nil)
+	s.Worker(t, nil)
 	// Wait until the replayed outcomes are re-published: every order once more.
 	deadline := time.Now().Add(60 * time.Second)
-	for len(s.records(t, "orders.events")) < 2*eventsBefore {
+	for len(s.Records(t, "orders.events")) < 2*eventsBefore {
 		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish: %d outcome records, want %d", len(s.records(t, "orders.events")), 2*eventsBefore)
+			t.Fatalf("replay did not finish: %d outcome records, want %d", len(s.Records(t, "orders.events")), 2*eventsBefore)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if after := s.snapshot(t); after != before {
 		t.Fatalf("replay changed Postgres:\nbefore %s\nafter  %s", before, after)
 	}
-	if c := s.sim.Stats().Captures; c != capturesBefore {
+	if c := s.Sim.Stats().Captures; c != capturesBefore {
 		t.Fatalf("replay captured %d payments more", c-capturesBefore)
 	}
 	s.checkInvariants(t, accepted)

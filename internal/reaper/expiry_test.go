@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/kafka"
@@ -29,21 +27,21 @@ func TestHoldsExpireWhilePaymentHangs(t *testing.T) {
 	t.Parallel()
 	const sku, units = "BRK-PAD-1001", 200
 	s := setupStack(t, paysim.Config{Latency: time.Millisecond, Seed: 3}, map[string]int64{sku: units}, map[string]string{"HOLD_TTL": "10s"})
-	s.sim.SetDown(true)
-	s.worker(t, map[string]string{"ORDER_WORKER_RETRY_IN_PLACE": "500ms", "ORDER_WORKER_RETRY_TIERS": "20s,30s"})
+	s.Sim.SetDown(true)
+	s.Worker(t, map[string]string{"ORDER_WORKER_RETRY_IN_PLACE": "500ms", "ORDER_WORKER_RETRY_TIERS": "20s,30s"})
 
 	v, err := event.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
-	producer, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.kafka.ListenAddrs(), ClientID: "reaper", ProduceTimeout: 5 * time.Second})
+	producer, err := kafka.NewClient(kafka.ClientConfig{Brokers: s.Kafka.ListenAddrs(), ClientID: "reaper", ProduceTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer producer.Close()
 	reg := prometheus.NewRegistry()
 	r := reaper.New(reaper.Settings{ReaperInterval: 200 * time.Millisecond, ReaperBatchSKUs: 100, ReaperMaxPerSKU: 500, ReaperSKURefresh: time.Minute}, reaper.Deps{
-		Holds: s.store, Stock: postgres.NewStockStore(s.pool), Producer: producer, Validator: v, Source: "orderpipe/inventory-sync",
+		Holds: s.Store, Stock: postgres.NewStockStore(s.Pool), Producer: producer, Validator: v, Source: "orderpipe/inventory-sync",
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registerer: reg,
 	})
 	ctx, stop := context.WithCancel(t.Context())
@@ -58,12 +56,12 @@ func TestHoldsExpireWhilePaymentHangs(t *testing.T) {
 	}
 	// The worker tries them while the provider is down and parks them in the retry topic.
 	s.waitSourceCommitted(t, 20*time.Second)
-	s.sim.SetDown(false)
+	s.Sim.SetDown(false)
 
 	// The deadlines pass: the reaper returns every unit.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		stock, err := s.store.Availability(t.Context(), sku)
+		stock, err := s.Store.Availability(t.Context(), sku)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,27 +109,27 @@ func TestHoldsExpireWhilePaymentHangs(t *testing.T) {
 		}
 	}
 	var onHand, allocated int64
-	if err := s.pool.QueryRow(t.Context(), `SELECT on_hand, allocated FROM stock WHERE sku = $1`, sku).Scan(&onHand, &allocated); err != nil {
+	if err := s.Pool.QueryRow(t.Context(), `SELECT on_hand, allocated FROM stock WHERE sku = $1`, sku).Scan(&onHand, &allocated); err != nil {
 		t.Fatal(err)
 	}
 	if onHand != units || allocated != units {
 		t.Fatalf("on_hand %d allocated %d, want %d of %d: every unit sold once", onHand, allocated, units, units)
 	}
 	deadline = time.Now().Add(30 * time.Second)
-	for s.sim.Stats().Refunds != units {
+	for s.Sim.Stats().Refunds != units {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d refunds, want %d (the late orders were captured when the provider came back)", s.sim.Stats().Refunds, units)
+			t.Fatalf("%d refunds, want %d (the late orders were captured when the provider came back)", s.Sim.Stats().Refunds, units)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if stock, err := s.store.Availability(t.Context(), sku); err != nil || stock.ATP != 0 || stock.Held != 0 {
+	if stock, err := s.Store.Availability(t.Context(), sku); err != nil || stock.ATP != 0 || stock.Held != 0 {
 		t.Fatalf("redis at rest: %+v %v, want atp 0 held 0", stock, err)
 	}
 	if n := gather(t, reg, "orderpipe_holds_expired_total"); n != units {
 		t.Fatalf("orderpipe_holds_expired_total %v, want %d", n, units)
 	}
 	expired := map[string]bool{}
-	for _, rec := range records(t, s.kafka.ListenAddrs(), event.TopicOrderEvents) {
+	for _, rec := range records(t, s.Kafka.ListenAddrs(), event.TopicOrderEvents) {
 		env, err := event.FromRecord(rec)
 		if err != nil || env.Type != event.TypeHoldExpired {
 			continue
@@ -154,33 +152,5 @@ func TestHoldsExpireWhilePaymentHangs(t *testing.T) {
 // decided or forwarded to a retry topic).
 func (s *stack) waitSourceCommitted(t *testing.T, within time.Duration) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(within)
-	for {
-		ends, err := adm.ListEndOffsets(t.Context(), event.TopicOrdersPlaced)
-		committed, cerr := adm.FetchOffsets(t.Context(), "order-worker")
-		lag := int64(-1)
-		if err == nil && cerr == nil {
-			lag = 0
-			ends.Each(func(o kadm.ListedOffset) {
-				at := int64(0)
-				if c, ok := committed.Lookup(o.Topic, o.Partition); ok {
-					at = c.At
-				}
-				lag += o.Offset - at
-			})
-		}
-		if lag == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("orders.placed not committed after %s: lag %d", within, lag)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.WaitSettled(t, "order-worker", []string{event.TopicOrdersPlaced}, within)
 }

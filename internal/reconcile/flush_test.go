@@ -26,7 +26,7 @@ func TestFlushMidSaleRecovers(t *testing.T) {
 	onHand := map[string]int64{"BRK-PAD-1001": 100, "FLT-OIL-2001": 100}
 	s := setupStack(t, paysim.Config{Latency: 60 * time.Millisecond, Seed: 5}, onHand, 200*time.Millisecond)
 	// A slow worker, so that a backlog of accepted, undecided orders exists at the flush.
-	s.worker(t, map[string]string{"ORDER_WORKER_PAYMENT_CONCURRENCY": "4", "ORDER_WORKER_BATCH_SIZE": "16"})
+	s.Worker(t, map[string]string{"ORDER_WORKER_PAYMENT_CONCURRENCY": "4", "ORDER_WORKER_BATCH_SIZE": "16"})
 
 	pick := func(i int) (string, int) { return []string{"BRK-PAD-1001", "FLT-OIL-2001"}[i%2], 1 + i%2 }
 	// The sale, with the flush in its middle.
@@ -79,7 +79,7 @@ func TestFlushMidSaleRecovers(t *testing.T) {
 			all[id] = q
 		}
 	}
-	s.waitDecided(t, len(all), 120*time.Second)
+	s.WaitDecided(t, len(all), 120*time.Second)
 	s.waitSettled(t, 60*time.Second)
 
 	// Every accepted order completed, all confirmed: no decline was configured, and the guard

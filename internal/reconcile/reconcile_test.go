@@ -43,7 +43,7 @@ type bundle struct {
 
 func setup(t testing.TB, onHand map[string]int64, settle time.Duration) *bundle {
 	t.Helper()
-	b := &bundle{reg: prometheus.NewRegistry()}
+	b := &bundle{}
 	b.pool, b.dbURL = testenv.Postgres(t)
 	b.rdb, b.prefix = testenv.Redis(t)
 	b.store = redisstore.New(b.rdb, b.prefix)
@@ -62,16 +62,23 @@ func setup(t testing.TB, onHand map[string]int64, settle time.Duration) *bundle 
 	if _, err := b.store.SeedStock(ctx, onHand); err != nil {
 		t.Fatal(err)
 	}
+	b.attach(t, settle)
+	return b
+}
+
+// attach gives b (its stores and broker set) a validator, a registry and a reconciler.
+func (b *bundle) attach(t testing.TB, settle time.Duration) {
+	t.Helper()
 	v, err := event.NewValidator()
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.v = v
+	b.reg = prometheus.NewRegistry()
 	b.rec = reconcile.New(reconcile.Settings{ReconcileRepair: true, ReconcileSettle: settle, ReconcileTimeout: time.Minute}, reconcile.Deps{
 		Pool: b.pool, Store: b.store, Brokers: b.kafka.ListenAddrs(), Validator: v,
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registerer: b.reg,
 	})
-	return b
 }
 
 // flush deletes every key of the test's prefix in one atomic step, as FLUSHALL (or a restart
