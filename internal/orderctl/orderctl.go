@@ -114,6 +114,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.benchCmd(),
 		e.dlqCmd(),
 		e.lagCmd(),
+		e.replayCmd(),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !isExit(err) && isUsage(err) {
