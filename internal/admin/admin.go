@@ -103,3 +103,28 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Actor returns the server as an oklog/run actor: it serves until interrupted, then shuts down
+// within five seconds.
+func (s *Server) Actor() (execute func() error, interrupt func(error)) {
+	return s.Serve, func(error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}
+}
+
+// UntilDone is an oklog/run actor that ends when ctx ends, the process's normal stop (it returns
+// nil, so the group's Run does too), or when another actor ends first.
+func UntilDone(ctx context.Context) (execute func() error, interrupt func(error)) {
+	done := make(chan struct{})
+	return func() error {
+			select {
+			case <-ctx.Done():
+			case <-done:
+			}
+			return nil
+		}, func(error) {
+			close(done)
+		}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/orderpipe/orderpipe/internal/admin"
 	"io"
 	"log/slog"
 	"net"
@@ -222,16 +223,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}, func(error) { stopRefresh() })
 		g.Add(func() error { return view.Run(refreshCtx, store.SubscribeStockChanged) }, func(error) { stopRefresh() })
 	}
-	{
-		done := make(chan struct{})
-		g.Add(func() error {
-			select {
-			case <-ctx.Done():
-			case <-done:
-			}
-			return nil
-		}, func(error) { close(done) })
-	}
+	g.Add(admin.UntilDone(ctx))
 	err = g.Run()
 	log.Info("stopped")
 	return err

@@ -107,11 +107,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var g run.Group
 	cctx, stopConsumer := context.WithCancel(context.Background())
 	g.Add(func() error { return c.Run(cctx) }, func(error) { adm.Drain(); stopConsumer() })
-	g.Add(adm.Serve, func(error) {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = adm.Shutdown(sctx)
-	})
+	g.Add(adm.Actor())
 	// The hold reaper and the periodic reconciliation run here too: both are safe with several
 	// inventory-sync instances (atomic one-slot scripts; repairs under the stock row lock).
 	reap := reaper.New(cfg.Reaper, reaper.Deps{
@@ -132,14 +128,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		maintain(mctx, store, proc, cfg.DeltaRetention, log)
 		return nil
 	}, func(error) { stopMaintenance() })
-	done := make(chan struct{})
-	g.Add(func() error {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		return nil
-	}, func(error) { close(done) })
+	g.Add(admin.UntilDone(ctx))
 	err = g.Run()
 	log.Info("stopped")
 	return err

@@ -157,19 +157,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		s := newSummary(claims, sales, sender, renderer, cfg.DailyTo, loc, at, cfg.SendLease, log, m)
 		g.Add(func() error { return s.Run(bctx, cfg.CheckEvery) }, func(error) { stopBackground() })
 	}
-	g.Add(adm.Serve, func(error) {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = adm.Shutdown(sctx)
-	})
-	done := make(chan struct{})
-	g.Add(func() error {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		return nil
-	}, func(error) { close(done) })
+	g.Add(adm.Actor())
+	g.Add(admin.UntilDone(ctx))
 	err = g.Run()
 	log.Info("stopped")
 	return err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,19 +98,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var g run.Group
 	cctx, stopConsumer := context.WithCancel(context.Background())
 	g.Add(func() error { return c.Run(cctx) }, func(error) { adm.Drain(); stopConsumer() })
-	g.Add(adm.Serve, func(error) {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = adm.Shutdown(sctx)
-	})
-	done := make(chan struct{})
-	g.Add(func() error {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		return nil
-	}, func(error) { close(done) })
+	g.Add(adm.Actor())
+	g.Add(admin.UntilDone(ctx))
 	err = g.Run()
 	log.Info("stopped")
 	return err
