@@ -184,17 +184,7 @@ func (e *env) dlqListCmd() *cobra.Command {
 		Short: "Print the dead letters of a group, one row each, oldest first per partition",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topic, err := dlqGroup(group)
-			if err != nil {
-				return err
-			}
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
-			}
-			if err := f.validate(time.Now()); err != nil {
-				return err
-			}
-			entries, err := e.readDLQ(cmd.Context(), topic, nil)
+			topic, entries, err := e.dlqRead(cmd.Context(), group, output, &f)
 			if err != nil {
 				return err
 			}
@@ -242,17 +232,7 @@ func (e *env) dlqCountCmd() *cobra.Command {
 		Short: "Count the dead letters of a group by error class and source topic",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			topic, err := dlqGroup(group)
-			if err != nil {
-				return err
-			}
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
-			}
-			if err := f.validate(time.Now()); err != nil {
-				return err
-			}
-			entries, err := e.readDLQ(cmd.Context(), topic, nil)
+			topic, entries, err := e.dlqRead(cmd.Context(), group, output, &f)
 			if err != nil {
 				return err
 			}
@@ -585,6 +565,23 @@ func (e *env) dlqClient(opts ...kgo.Opt) (*kgo.Client, error) {
 // readDLQ reads topic from the start (or from the given offsets, where later) up to the end
 // offsets it finds when called, with a plain consumer (no group). Only partitions are read when
 // given. Entries are ordered by partition, then offset.
+// dlqRead checks the arguments list and count share and reads the group's whole dead-letter
+// topic.
+func (e *env) dlqRead(ctx context.Context, group, output string, f *dlqFilter) (string, []dlqEntry, error) {
+	topic, err := dlqGroup(group)
+	if err != nil {
+		return "", nil, err
+	}
+	if output != "table" && output != "json" {
+		return "", nil, usageErr("--output: want table or json, got %q", output)
+	}
+	if err := f.validate(time.Now()); err != nil {
+		return "", nil, err
+	}
+	entries, err := e.readDLQ(ctx, topic, nil)
+	return topic, entries, err
+}
+
 func (e *env) readDLQ(ctx context.Context, topic string, from map[int32]int64, only ...int32) ([]dlqEntry, error) {
 	cl, err := e.dlqClient()
 	if err != nil {
