@@ -1,12 +1,14 @@
 package mailsink
 
 import (
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 )
 
 var listPage = template.Must(template.New("list").Parse(`<!DOCTYPE html>
@@ -26,15 +28,32 @@ type listed struct {
 	Link string
 }
 
-// Handler serves a listing of the received messages at / (newest first, at most 500) and each
-// message's raw .eml at /messages/{name} (text/plain, so a browser shows it). With a directory,
-// the listing reads the directory, so messages from earlier runs show too.
+// Handler serves a listing of the received messages at / (newest first, at most 500), each
+// message's raw .eml at /messages/{name} (text/plain, so a browser shows it), and every message
+// as JSON at /api/messages (newest first, no limit; APIMessage), which checkers read. With a
+// directory, the listings read the directory, so messages from earlier runs show too.
 func (s *Sink) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		items := s.list()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = listPage.Execute(w, items)
+	})
+	mux.HandleFunc("GET /api/messages", func(w http.ResponseWriter, r *http.Request) {
+		items := s.collect(-1)
+		out := make([]APIMessage, len(items))
+		for i, it := range items {
+			out[i] = APIMessage{Name: it.Name, Received: it.Received, From: it.From, To: it.To,
+				Subject: it.Subject, MessageID: it.MessageID}
+			if it.Header != nil {
+				out[i].Kind, out[i].OrderID = it.Header.Get("X-Orderpipe-Kind"), it.Header.Get("X-Orderpipe-Order")
+			}
+			if out[i].To == nil {
+				out[i].To = []string{}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /messages/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -60,13 +79,32 @@ func (s *Sink) Handler() http.Handler {
 	return mux
 }
 
-func (s *Sink) list() []listed {
+// APIMessage is one message as GET /api/messages lists it. Kind and OrderID are the
+// X-Orderpipe-Kind and X-Orderpipe-Order headers the notifier writes.
+type APIMessage struct {
+	Name      string    `json:"name"`
+	Received  time.Time `json:"received"`
+	From      string    `json:"from,omitempty"`
+	To        []string  `json:"to"`
+	Subject   string    `json:"subject"`
+	MessageID string    `json:"message_id"`
+	Kind      string    `json:"kind,omitempty"`
+	OrderID   string    `json:"order_id,omitempty"`
+}
+
+func (s *Sink) list() []listed { return s.collect(500) }
+
+// collect returns the newest limit messages (every message when limit < 0), newest first.
+func (s *Sink) collect(limit int) []listed {
 	var out []listed
 	if s.cfg.Dir != "" {
 		files, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*.eml"))
 		slices.Sort(files)
 		slices.Reverse(files)
-		for _, f := range files[:min(len(files), 500)] {
+		if limit >= 0 {
+			files = files[:min(len(files), limit)]
+		}
+		for _, f := range files {
 			m := Message{File: f}
 			if st, err := os.Stat(f); err == nil {
 				m.Received = st.ModTime()
@@ -84,7 +122,7 @@ func (s *Sink) list() []listed {
 		return out
 	}
 	msgs := s.Messages()
-	for i := len(msgs) - 1; i >= 0 && len(out) < 500; i-- {
+	for i := len(msgs) - 1; i >= 0 && (limit < 0 || len(out) < limit); i-- {
 		name := strconv.Itoa(i+1) + ".eml"
 		out = append(out, listed{Message: msgs[i], Name: name, Link: "/messages/" + name})
 	}

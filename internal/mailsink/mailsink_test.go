@@ -1,6 +1,7 @@
 package mailsink_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,5 +69,47 @@ func TestSinkStoresAndLists(t *testing.T) {
 	s.Reject(0, "")
 	if err := smtp.SendMail(s.Addr(), nil, "shop@example.com", []string{"ada@example.com"}, []byte(msg)); err != nil || s.Count() != 2 {
 		t.Fatalf("after rejecting: %v, %d messages", err, s.Count())
+	}
+}
+
+// GET /api/messages lists every message as JSON, with the notifier's kind and order headers,
+// in memory and from a directory alike.
+func TestSinkAPIMessages(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"", t.TempDir()} {
+		s, err := mailsink.Start(mailsink.Config{Addr: "127.0.0.1:0", Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		msg := "From: shop@example.com\r\nTo: ada@example.com\r\nSubject: Confirmed\r\nMessage-ID: <m1@shop.example>\r\nX-Orderpipe-Kind: order_confirmed\r\nX-Orderpipe-Order: 42\r\n\r\nHello\r\n"
+		for range 2 { // the same e-mail twice: both are listed
+			if err := smtp.SendMail(s.Addr(), nil, "shop@example.com", []string{"ada@example.com"}, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		resp, err := http.Get(srv.URL + "/api/messages")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []mailsink.APIMessage
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("dir %q: decode: %v, content type %q", dir, err, resp.Header.Get("Content-Type"))
+		}
+		if len(got) != 2 {
+			t.Fatalf("dir %q: %d messages, want 2", dir, len(got))
+		}
+		for _, m := range got {
+			if m.Kind != "order_confirmed" || m.OrderID != "42" || m.MessageID != "<m1@shop.example>" || m.Subject != "Confirmed" || m.To[0] != "ada@example.com" {
+				t.Errorf("dir %q: message %+v", dir, m)
+			}
+		}
+		if got[0].Name == got[1].Name {
+			t.Errorf("dir %q: both messages are named %s", dir, got[0].Name)
+		}
 	}
 }
