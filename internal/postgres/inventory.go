@@ -176,27 +176,53 @@ func (s *InventoryStore) ApplyStock(ctx context.Context, events []StockEvent) ([
 	skus := sortedKeys(skuSet)
 	orderIDs := sortedKeys(orderSet)
 
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		clear(res)
-		st, err := readStock(ctx, tx, events, skus, orderIDs)
-		if err != nil {
-			return err
-		}
-		var fresh []*appliedDelta
-		for i, e := range events {
-			r, d := applyOne(e, st.skus, st.deltas, st.orders)
-			res[i] = r
-			if d != nil {
-				fresh = append(fresh, d)
+	// A catalog SKU without a stock row gets one (zero units) first, in its own statement: creating
+	// it inside the batch's transaction would take its row lock after the locks of the existing
+	// rows, out of SKU order, and deadlock with a concurrent applier doing the same. The second
+	// pass treats SKUs still without a row (outside the catalog) as unknown.
+	for pass := 0; ; pass++ {
+		var missing []string
+		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			clear(res)
+			st, err := readStock(ctx, tx, events, skus, orderIDs)
+			if err != nil {
+				return err
 			}
+			if pass == 0 {
+				for _, sku := range skus {
+					if st.skus[sku] == nil {
+						missing = append(missing, sku)
+					}
+				}
+				if len(missing) > 0 {
+					return errMissingStock
+				}
+			}
+			var fresh []*appliedDelta
+			for i, e := range events {
+				r, d := applyOne(e, st.skus, st.deltas, st.orders)
+				res[i] = r
+				if d != nil {
+					fresh = append(fresh, d)
+				}
+			}
+			return writeStock(ctx, tx, st.skus, fresh, st.orders)
+		})
+		if errors.Is(err, errMissingStock) {
+			if _, err := s.pool.Exec(ctx, createStockSQL, missing); err != nil {
+				return nil, fmt.Errorf("apply %d stock events: create stock rows: %w", len(events), err)
+			}
+			continue
 		}
-		return writeStock(ctx, tx, st.skus, fresh, st.orders)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("apply %d stock events: %w", len(events), err)
+		if err != nil {
+			return nil, fmt.Errorf("apply %d stock events: %w", len(events), err)
+		}
+		return res, nil
 	}
-	return res, nil
 }
+
+// errMissingStock rolls back a batch's first pass when a SKU of it has no stock row yet.
+var errMissingStock = errors.New("stock rows missing")
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
@@ -245,8 +271,8 @@ ORDER BY p.sku ON CONFLICT (sku) DO NOTHING`
 )
 
 // readStock locks the stock rows of the batch's SKUs in SKU order (the lock order order-worker
-// uses too) and reads what applying the batch needs, in one round trip as a rule. A catalog SKU without a
-// stock row gets one (zero units); SKUs outside the catalog are absent from the result.
+// uses too) and reads what applying the batch needs, in one round trip as a rule. SKUs without a
+// stock row are absent from the result.
 func readStock(ctx context.Context, tx pgx.Tx, events []StockEvent, skus, orderIDs []string) (batchState, error) {
 	st := batchState{skus: make(map[string]*skuState, len(skus)), deltas: map[deltaKey]*appliedDelta{}, orders: map[string]*orderState{}}
 	b := &pgx.Batch{}
@@ -262,25 +288,6 @@ func readStock(ctx context.Context, tx pgx.Tx, events []StockEvent, skus, orderI
 	}
 	if err != nil {
 		return batchState{}, err
-	}
-	var missing []string
-	for _, sku := range skus {
-		if st.skus[sku] == nil {
-			missing = append(missing, sku)
-		}
-	}
-	if len(missing) > 0 {
-		// Rare: the first event of a product that has no stock row yet.
-		if _, err := tx.Exec(ctx, createStockSQL, missing); err != nil {
-			return batchState{}, fmt.Errorf("create stock rows: %w", err)
-		}
-		rows, err := tx.Query(ctx, lockStockSQL, missing)
-		if err != nil {
-			return batchState{}, fmt.Errorf("lock stock: %w", err)
-		}
-		if err := scanStock(rows, st); err != nil {
-			return batchState{}, err
-		}
 	}
 	// The delta records of events at or below their last_seq (duplicates or stale ones; usually
 	// none): one more round trip only when there are some.
