@@ -80,7 +80,7 @@ func (c *Consumer) process(ctx, hctx context.Context, recs []*kgo.Record) {
 		o := originOf(it.rec, it.tier)
 		switch {
 		case class == ClassPermanent:
-			it.fwd, it.dead = deadLetterRecord(event.DeadLetterTopic(c.cfg.Group), it.rec, o, it.tier+1, now, it.err), true
+			it.fwd, it.dead = c.deadLetterRecord(it.rec, o, it.tier+1, now, it.err), true
 		case stopping:
 			it.state = unsettled
 		case c.cfg.InPlaceOnly:
@@ -94,7 +94,7 @@ func (c *Consumer) process(ctx, hctx context.Context, recs []*kgo.Record) {
 			nb := time.Now().Add(c.cfg.RetryTiers[it.tier])
 			it.fwd = retryRecord(event.RetryTopic(c.cfg.Group, next), it.rec, o, next, nb, it.err)
 		default:
-			it.fwd, it.dead = deadLetterRecord(event.DeadLetterTopic(c.cfg.Group), it.rec, o, it.tier+1, now, it.err), true
+			it.fwd, it.dead = c.deadLetterRecord(it.rec, o, it.tier+1, now, it.err), true
 		}
 	}
 

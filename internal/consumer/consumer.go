@@ -55,6 +55,14 @@
 // The retry and dead-letter topics are provisioned like every other topic ([Config.OwnTopics]);
 // Run refuses to start when a topic it reads or writes is missing.
 //
+// # Replay groups
+//
+// Config.Group is the logical group (the dedup name handlers claim events under, and the name of
+// the retry and dead-letter topics); Config.GroupID, when set, is a different Kafka group id that
+// owns the offsets. orderctl replay range uses it to re-process a range beside the live group:
+// such a consumer has no retry topics (they are the live group's), retries in place, and writes
+// its dead letters to the live group's dead-letter topic with a dlq-replay-group header.
+//
 // # Priority lane
 //
 // With Config.PriorityTopic set, each batch lists priority records first, and after a batch with
@@ -122,7 +130,16 @@ const (
 
 // Config configures a consumer.
 type Config struct {
-	Group    string   // consumer group; stable, it owns committed offsets and names the retry topics
+	// Group is the logical consumer group: it names the retry and dead-letter topics, labels the
+	// metrics and logs, and is the name handlers claim processed events under. Stable.
+	Group string
+	// GroupID is the Kafka consumer group id that owns the committed offsets; empty means Group.
+	// Only a replay group (orderctl replay range) sets it: it re-processes a range of the source
+	// topics under its own offsets while handlers deduplicate under Group, the live group's name,
+	// so nothing the live group did is done twice. A replay group has no retry topics (RetryTiers
+	// must be empty: the live group's retry topics belong to the live group) and marks its dead
+	// letters, written to the live group's dead-letter topic, with the dlq-replay-group header.
+	GroupID  string
 	Topics   []string // source topics (the priority topic among them when PriorityTopic is set)
 	Brokers  []string
 	ClientID string
@@ -180,10 +197,23 @@ func (cfg Config) OwnTopics() []string {
 	return append(ts, event.DeadLetterTopic(cfg.Group))
 }
 
+// KafkaGroup is the Kafka consumer group id: GroupID, or Group when GroupID is empty.
+func (cfg Config) KafkaGroup() string {
+	if cfg.GroupID != "" {
+		return cfg.GroupID
+	}
+	return cfg.Group
+}
+
+// replay reports whether the consumer is a replay group (its Kafka group id is not Group).
+func (cfg Config) replay() bool { return cfg.KafkaGroup() != cfg.Group }
+
 func (cfg *Config) validate() error {
 	switch {
 	case cfg.Group == "":
 		return errors.New("consumer: Group is required")
+	case cfg.replay() && len(cfg.RetryTiers) > 0:
+		return fmt.Errorf("consumer %s: replay group %s cannot use retry topics (they belong to the live group): RetryTiers must be empty", cfg.Group, cfg.GroupID)
 	case len(cfg.Brokers) == 0:
 		return fmt.Errorf("consumer %s: Brokers is required", cfg.Group)
 	case len(cfg.Topics) == 0:
@@ -302,7 +332,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		}
 	}
 	opts := []kgo.Opt{
-		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumerGroup(cfg.KafkaGroup()),
 		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
@@ -378,7 +408,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		wg.Go(func() { c.refreshLag(lagCtx, c.cfg.LagInterval) })
 	}
 	c.log.LogAttrs(ctx, slog.LevelInfo, "consumer started", slog.String("group", c.cfg.Group),
-		slog.Any("topics", c.cfg.Topics), slog.String("start_at", c.cfg.StartAt))
+		slog.String("group_id", c.cfg.KafkaGroup()), slog.Any("topics", c.cfg.Topics), slog.String("start_at", c.cfg.StartAt))
 
 	for ctx.Err() == nil {
 		now := time.Now()

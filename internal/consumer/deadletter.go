@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/event"
 )
 
 // Headers the consumer adds to the records it forwards to retry topics. The original record's
@@ -30,6 +32,9 @@ const (
 	HeaderDLQErrorClass   = "dlq-error-class"      // "transient" (retries exhausted) or "permanent"
 	HeaderDLQError        = "dlq-error"            // the last error's text
 	HeaderDLQTime         = "dlq-time"             // RFC 3339, UTC
+	// HeaderDLQReplayGroup is set only on dead letters written by a replay group (Config.GroupID):
+	// the replay group's id. Optional; a re-drive drops it like the other dlq-* headers.
+	HeaderDLQReplayGroup = "dlq-replay-group"
 )
 
 // maxErrorHeader bounds the error text carried in a header.
@@ -45,9 +50,12 @@ type DeadLetter struct {
 	Class     string // "permanent" or "transient"
 	Error     string
 	Time      time.Time // when it was dead-lettered
-	Key       []byte
-	Value     []byte
-	Headers   []kgo.RecordHeader // the original headers, without the dlq-* ones
+	// ReplayGroup is the replay group that gave the record up (orderctl replay range); empty for
+	// the live group's own dead letters.
+	ReplayGroup string
+	Key         []byte
+	Value       []byte
+	Headers     []kgo.RecordHeader // the original headers, without the dlq-* ones
 }
 
 // ErrNotDeadLetter means a record lacks the headers the consumer writes to dead letters.
@@ -81,6 +89,8 @@ func ParseDeadLetter(r *kgo.Record) (DeadLetter, error) {
 		case HeaderDLQTime:
 			d.Time, err = time.Parse(time.RFC3339Nano, v)
 			have[6] = true
+		case HeaderDLQReplayGroup:
+			d.ReplayGroup = v
 		default:
 			d.Headers = append(d.Headers, h)
 		}
@@ -143,7 +153,7 @@ func isForwardHeader(k string) bool {
 	case HeaderRetryAttempt, HeaderRetryNotBefore, HeaderSourceTopic, HeaderSourcePart, HeaderSourceOffset,
 		HeaderErrorClass, HeaderError,
 		HeaderDLQSourceTopic, HeaderDLQSourcePart, HeaderDLQSourceOffset, HeaderDLQAttempts, HeaderDLQErrorClass,
-		HeaderDLQError, HeaderDLQTime:
+		HeaderDLQError, HeaderDLQTime, HeaderDLQReplayGroup:
 		return true
 	}
 	return false
@@ -175,8 +185,18 @@ func retryRecord(topic string, r *kgo.Record, o origin, tier int, notBefore time
 	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
 }
 
+// deadLetterRecord is the dead-letter copy of r, for the group's dead-letter topic; a replay
+// group's copies go to the live group's topic, marked with the replay group's id.
+func (c *Consumer) deadLetterRecord(r *kgo.Record, o origin, attempts int, now time.Time, err error) *kgo.Record {
+	rec := deadLetterRecord(event.DeadLetterTopic(c.cfg.Group), r, o, attempts, now, err)
+	if c.cfg.replay() {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderDLQReplayGroup, Value: []byte(c.cfg.KafkaGroup())})
+	}
+	return rec
+}
+
 func deadLetterRecord(topic string, r *kgo.Record, o origin, attempts int, now time.Time, err error) *kgo.Record {
-	hs := originalHeaders(r, 7)
+	hs := originalHeaders(r, 8)
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderDLQSourceTopic, Value: []byte(o.topic)},
 		kgo.RecordHeader{Key: HeaderDLQSourcePart, Value: strconv.AppendInt(nil, int64(o.partition), 10)},

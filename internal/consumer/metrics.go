@@ -141,7 +141,7 @@ func (c *Consumer) refreshLag(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		qctx, cancel := context.WithTimeout(ctx, interval)
-		lags, err := Lag(qctx, adm, c.cfg.Group)
+		lags, err := Lag(qctx, adm, c.cfg.KafkaGroup())
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
