@@ -23,7 +23,7 @@ type Config struct {
 // Sync are inventory-sync's own settings.
 type Sync struct {
 	AdminAddr       string        `env:"INVENTORY_ADMIN_ADDR" envDefault:":9093" help:"listen address of /livez, /readyz and /metrics (not 9092: the development broker listens there)"`
-	Group           string        `env:"INVENTORY_SYNC_GROUP" envDefault:"inventory-sync" help:"consumer group; change only to re-apply the topic through a separate group (its dead-letter topic must exist)"`
+	Group           string        `env:"INVENTORY_SYNC_GROUP" envDefault:"inventory-sync" help:"consumer group (its dead-letter topic must exist); to re-apply a range beside the live group, use orderctl replay range"`
 	StartAt         string        `env:"INVENTORY_SYNC_START_AT" envDefault:"earliest" help:"where a new group starts: earliest (every retained stock event; safe, stale and repeated events change nothing) or latest"`
 	BatchSize       int           `env:"INVENTORY_SYNC_BATCH_SIZE" envDefault:"500" help:"most stock events applied in one Postgres transaction"`
 	RetryInPlace    time.Duration `env:"INVENTORY_SYNC_RETRY_IN_PLACE" envDefault:"5s" help:"how long a failing batch is retried at once before its partition pauses between attempts (stock events are never skipped or reordered)"`

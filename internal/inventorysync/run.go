@@ -12,15 +12,11 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/admin"
 	"github.com/orderpipe/orderpipe/internal/config"
 	"github.com/orderpipe/orderpipe/internal/consumer"
-	"github.com/orderpipe/orderpipe/internal/event"
-	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/postgres"
-	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
 // How often the shortfall gauges are refreshed from Postgres and old delta records pruned.
@@ -46,59 +42,18 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	w, err := Wire(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rdb := redisstore.NewClient(cfg.Redis)
-	defer rdb.Close()
-	counters := redisstore.New(rdb, cfg.RedisKeyPrefix)
-
-	producer, err := kafka.NewClient(kafka.ClientConfig{
-		Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-inventory-sync",
-		ProduceTimeout: cfg.KafkaProduceTimeout, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
-	validator, err := event.NewValidator()
-	if err != nil {
-		return fmt.Errorf("load event schemas: %w", err)
-	}
-	store := postgres.NewInventoryStore(pool)
-	proc := NewProcessor(cfg.EventSource, store, counters, producer, validator, log, reg)
-
-	// InPlaceOnly: a failing event is retried where it is (its partition paused with backoff),
-	// never moved to a retry topic, so a warehouse's events of a SKU are applied in their order.
-	// StartAt earliest: a new group applies every retained event; the seq guard (I7) makes the
-	// ones already reflected in Postgres change nothing, while starting at the end would lose
-	// whatever was published before the group first joined.
-	c, err := consumer.New(consumer.Config{
-		Group:           cfg.Group,
-		Topics:          []string{event.TopicInventoryStock},
-		Brokers:         cfg.KafkaBrokers,
-		ClientID:        cfg.KafkaClientID + "-inventory-sync",
-		StartAt:         cfg.StartAt,
-		MaxPollRecords:  cfg.BatchSize,
-		RetryInPlaceFor: cfg.RetryInPlace,
-		InPlaceOnly:     true,
-		MaxBackoff:      cfg.MaxBackoff,
-		DrainTimeout:    cfg.ShutdownTimeout,
-		Registerer:      reg,
-		Log:             log,
-		KafkaOpts:       []kgo.Opt{kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5)},
-	}, proc)
+	defer w.Close()
+	pool, counters, producer, validator, store, proc := w.pool, w.counters, w.producer, w.validator, w.store, w.Handler
+	c, err := consumer.New(w.Consumer, w.Handler)
 	if err != nil {
 		return err
 	}
 
-	adm, err := admin.Listen(cfg.AdminAddr, []admin.Check{
-		{Name: "postgres", Fn: pool.Ping},
-		{Name: "redis", Fn: counters.Ping},
-		{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, producer) }},
-	}, reg, log)
+	adm, err := admin.Listen(cfg.AdminAddr, w.Checks, reg, log)
 	if err != nil {
 		return err
 	}

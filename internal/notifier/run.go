@@ -14,15 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/admin"
 	"github.com/orderpipe/orderpipe/internal/config"
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/kafka"
-	omail "github.com/orderpipe/orderpipe/internal/mail"
-	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/topology"
 )
 
@@ -46,56 +43,26 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := config.Load(&cfg, getenv); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if cfg.SendLease < 2*cfg.SMTPTimeout {
-		return fmt.Errorf("configuration: %w", config.Errorf("NOTIFIER_SEND_LEASE", "want at least twice SMTP_TIMEOUT (%s): a live send must finish well within its lease, got %s", cfg.SMTPTimeout, cfg.SendLease))
-	}
 	log := cfg.Logger(stdout, "notifier")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg)
-
-	tlsBase, err := cfg.tlsBase()
+	d, err := newDeps(ctx, &cfg, reg)
 	if err != nil {
 		return err
 	}
-	renderer, err := omail.NewRenderer(omail.Shop{Name: cfg.ShopName, From: cfg.From, OrderBaseURL: cfg.OrderBaseURL})
-	if err != nil {
-		return err
-	}
-	validator, err := event.NewValidator()
-	if err != nil {
-		return fmt.Errorf("load event schemas: %w", err)
-	}
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	kcl, err := kafka.NewClient(kafka.ClientConfig{Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-notifier",
-		ProduceTimeout: cfg.KafkaProduceTimeout, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	defer kcl.Close()
-
-	sender := omail.NewSMTP(omail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: cfg.SMTPTLS, Username: cfg.SMTPUsername,
-		Password: cfg.SMTPPassword, Timeout: cfg.SMTPTimeout, HeloName: cfg.SMTPHelo, TLSBase: tlsBase})
-	claims := postgres.NewNotificationStore(pool)
-	sales := postgres.NewReportStore(pool)
-	kopts := []kgo.Opt{
-		kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5),
-		kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxPartBytes),
-	}
+	defer d.close()
+	pool, kcl, sender, renderer, claims, sales, m := d.pool, d.kcl, d.sender, d.renderer, d.claims, d.sales, d.m
 	type lane struct {
 		c      *consumer.Consumer
 		topics []string
 	}
 	var lanes []lane
-	newLane := func(cc consumer.Config, h consumer.Handler) error {
-		cc.Topics = []string{event.TopicOrderEvents}
-		cc.Brokers, cc.ClientID = cfg.KafkaBrokers, cfg.KafkaClientID+"-"+cc.Group
-		cc.DrainTimeout, cc.Registerer, cc.Log, cc.KafkaOpts = cfg.ShutdownTimeout, reg, log, kopts
-		c, err := consumer.New(cc, h)
+	for _, group := range []string{topology.GroupNotifier, topology.GroupReports} {
+		if !cfg.runs(group) {
+			continue
+		}
+		cc := cfg.consumerConfig(group, reg, log)
+		c, err := consumer.New(cc, d.handler(&cfg, group, log))
 		if err != nil {
 			return err
 		}
@@ -104,21 +71,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			topics = append(topics, event.RetryTopic(cc.Group, i+1))
 		}
 		lanes = append(lanes, lane{c: c, topics: topics})
-		return nil
-	}
-	if cfg.runs(topology.GroupNotifier) {
-		h := newNotifier(claims, sender, renderer, validator, cfg.SendLease, cfg.MaxSends, log, m)
-		if err := newLane(consumer.Config{Group: topology.GroupNotifier, StartAt: cfg.Settings.StartAt, MaxPollRecords: cfg.Settings.BatchSize,
-			RetryInPlaceFor: cfg.RetryInPlace, RetryTiers: cfg.Settings.RetryTiers}, h); err != nil {
-			return err
-		}
-	}
-	if cfg.runs(topology.GroupReports) {
-		h := newReports(topology.GroupReports, sales, validator, log, m)
-		if err := newLane(consumer.Config{Group: topology.GroupReports, StartAt: cfg.ReportSettings.StartAt, MaxPollRecords: cfg.ReportSettings.BatchSize,
-			RetryInPlaceFor: cfg.RetryInPlace, RetryTiers: cfg.ReportSettings.RetryTiers}, h); err != nil {
-			return err
-		}
 	}
 
 	adm, err := admin.Listen(cfg.AdminAddr, []admin.Check{

@@ -21,7 +21,7 @@ type Config struct {
 // Worker are order-worker's own settings.
 type Worker struct {
 	AdminAddr       string          `env:"WORKER_ADMIN_ADDR" envDefault:":9091" help:"listen address of /livez, /readyz and /metrics"`
-	Group           string          `env:"ORDER_WORKER_GROUP" envDefault:"order-worker" help:"consumer group; change only to re-process through a separate replay group"`
+	Group           string          `env:"ORDER_WORKER_GROUP" envDefault:"order-worker" help:"consumer group: its Kafka group, retry and dead-letter topics, and the name processed events are claimed under; keep it (to re-process a range beside the live group, use orderctl replay range)"`
 	StartAt         string          `env:"ORDER_WORKER_START_AT" envDefault:"earliest" help:"where a new group starts: earliest (every retained order is processed; safe, processing is idempotent) or latest"`
 	BatchSize       int             `env:"ORDER_WORKER_BATCH_SIZE" envDefault:"500" help:"most records processed in one Postgres transaction"`
 	Concurrency     int             `env:"ORDER_WORKER_PAYMENT_CONCURRENCY" envDefault:"32" help:"parallel payment requests per batch"`

@@ -15,10 +15,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/config"
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
-	"github.com/orderpipe/orderpipe/internal/kafka"
-	"github.com/orderpipe/orderpipe/internal/payment"
 	"github.com/orderpipe/orderpipe/internal/postgres"
-	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
 // Run runs order-worker until ctx ends, then finishes the batch in hand, commits and leaves the
@@ -38,58 +35,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	w, err := Wire(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rdb := redisstore.NewClient(cfg.Redis)
-	defer rdb.Close()
-	holds := redisstore.New(rdb, cfg.RedisKeyPrefix)
-
-	producer, err := kafka.NewClient(kafka.ClientConfig{
-		Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-order-worker",
-		ProduceTimeout: cfg.KafkaProduceTimeout, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
-	validator, err := event.NewValidator()
-	if err != nil {
-		return fmt.Errorf("load event schemas: %w", err)
-	}
-	gateway := payment.NewClient(cfg.Settings.ClientConfig(), reg)
-	store := postgres.NewProcessingStore(pool)
-	proc := NewProcessor(cfg.Group, cfg.EventSource, cfg.Concurrency, gateway, holds, store, producer, validator, log, reg)
-
-	c, err := consumer.New(consumer.Config{
-		Group:           cfg.Group,
-		Topics:          []string{event.TopicOrdersPlacedPriority, event.TopicOrdersPlaced},
-		Brokers:         cfg.KafkaBrokers,
-		ClientID:        cfg.KafkaClientID + "-order-worker",
-		StartAt:         cfg.StartAt,
-		MaxPollRecords:  cfg.BatchSize,
-		RetryInPlaceFor: cfg.RetryInPlace,
-		RetryTiers:      cfg.RetryTiers,
-		PriorityTopic:   event.TopicOrdersPlacedPriority,
-		MaxStarve:       cfg.MaxStarve,
-		Registerer:      reg,
-		Log:             log,
-		KafkaOpts:       []kgo.Opt{kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5)},
-		OnDeadLetter: func(ctx context.Context, rec *kgo.Record, class string, err error) error {
-			return recordDeadLetter(ctx, store, validator, rec, class, err)
-		},
-	}, proc)
+	defer w.Close()
+	c, err := consumer.New(w.Consumer, w.Handler)
 	if err != nil {
 		return err
 	}
 
-	adm, err := admin.Listen(cfg.AdminAddr, []admin.Check{
-		{Name: "postgres", Fn: pool.Ping},
-		{Name: "redis", Fn: holds.Ping},
-		{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, producer) }},
-	}, reg, log)
+	adm, err := admin.Listen(cfg.AdminAddr, w.Checks, reg, log)
 	if err != nil {
 		return err
 	}
