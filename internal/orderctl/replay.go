@@ -116,7 +116,10 @@ func (e *env) replayCmd() *cobra.Command {
 			"no second e-mail, no second capture.\n" +
 			"\n" +
 			"Source topics: order-worker: orders.placed, orders.placed.priority; inventory-sync:\n" +
-			"inventory.stock; notifier and reports: orders.events.",
+			"inventory.stock; notifier and reports: orders.events.\n" +
+			"\n" +
+			"When the live group must keep running, `orderctl replay range` re-processes a time range\n" +
+			"through a separate replay group instead, without moving the live group's offsets.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			target, err := a.validate(time.Now())
@@ -137,6 +140,7 @@ func (e *env) replayCmd() *cobra.Command {
 	fs.BoolVar(&a.execute, "execute", false, "commit the new offsets (default: dry run, nothing changes)")
 	fs.DurationVar(&a.wait, "wait", 0, "wait up to this long for the group to have no active members (0: refuse at once)")
 	fs.StringVar(&a.output, "output", "table", "table or json")
+	cmd.AddCommand(e.replayRangeCmd())
 	return cmd
 }
 
