@@ -2,8 +2,10 @@ package orderctl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -16,13 +18,36 @@ func (e *env) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	return postgres.Open(ctx, e.cfg.DatabaseURL, 4)
 }
 
+// KeyRow is one API key in `orderctl keys list --output json` (never its secret).
+type KeyRow struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// MigrationRow is one migration in `orderctl migrate --status --output json`.
+type MigrationRow struct {
+	Version int64  `json:"version"`
+	Name    string `json:"name"`
+	Applied bool   `json:"applied"`
+}
+
 func (e *env) migrateCmd() *cobra.Command {
 	var status bool
+	var output string
 	cmd := &cobra.Command{
-		Use:   "migrate",
+		Use:   "migrate [--status [--output table|json]]",
 		Short: "Apply the embedded Postgres migrations (safe to run from several replicas at once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return usageErr("--output: want table or json, got %q", output)
+			}
+			if output == "json" && !status {
+				return usageErr("--output json goes with --status (applying migrations prints what it applied)")
+			}
 			pool, err := e.pool(cmd.Context())
 			if err != nil {
 				return err
@@ -32,6 +57,15 @@ func (e *env) migrateCmd() *cobra.Command {
 				ms, err := postgres.MigrationStatus(cmd.Context(), pool)
 				if err != nil {
 					return err
+				}
+				if output == "json" {
+					rows := make([]MigrationRow, 0, len(ms))
+					for _, m := range ms {
+						rows = append(rows, MigrationRow{Version: m.Version, Name: m.Name, Applied: m.Applied})
+					}
+					enc := json.NewEncoder(e.stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(rows)
 				}
 				tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
@@ -54,11 +88,19 @@ func (e *env) migrateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&status, "status", false, "list migrations and whether each is applied, change nothing")
+	cmd.Flags().StringVar(&output, "output", "table", "with --status: table or json")
 	return cmd
 }
 
 func (e *env) keysCmd() *cobra.Command {
-	keys := &cobra.Command{Use: "keys", Short: "Create, list and revoke API keys"}
+	keys := &cobra.Command{
+		Use:   "keys",
+		Short: "Create, list and revoke API keys",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageErr("keys: want a subcommand: create, list or revoke")
+		},
+	}
 	var name string
 	var scopes []string
 	create := &cobra.Command{
@@ -82,11 +124,15 @@ func (e *env) keysCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "who the key is for (shown in lists and logs)")
 	create.Flags().StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes: "+fmt.Sprint(auth.AllScopes))
+	var listOutput string
 	list := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--output table|json]",
 		Short: "List API keys (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if listOutput != "table" && listOutput != "json" {
+				return usageErr("--output: want table or json, got %q", listOutput)
+			}
 			pool, err := e.pool(cmd.Context())
 			if err != nil {
 				return err
@@ -95,6 +141,15 @@ func (e *env) keysCmd() *cobra.Command {
 			ks, err := postgres.NewKeyStore(pool).All(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if listOutput == "json" {
+				rows := make([]KeyRow, 0, len(ks))
+				for _, k := range ks {
+					rows = append(rows, KeyRow{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(), RevokedAt: k.RevokedAt})
+				}
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tREVOKED")
@@ -108,6 +163,7 @@ func (e *env) keysCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	list.Flags().StringVar(&listOutput, "output", "table", "table or json")
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an API key (api instances drop it within CATALOG_REFRESH_INTERVAL)",
