@@ -136,12 +136,15 @@ type dlqRow struct {
 	Redrives        int       `json:"redrive_count"`
 	Key             string    `json:"key"`
 	Error           string    `json:"error"`
+	// ReplayGroup is the replay group (orderctl replay range) that gave the record up; empty for
+	// the live group's own dead letters.
+	ReplayGroup string `json:"replay_group,omitempty"`
 }
 
 func rowOf(x dlqEntry) dlqRow {
 	return dlqRow{Partition: x.rec.Partition, Offset: x.rec.Offset, Time: x.dl.Time.UTC(), SourceTopic: x.dl.Topic,
 		SourcePartition: x.dl.Partition, SourceOffset: x.dl.Offset, Attempts: x.dl.Attempts, Class: x.dl.Class,
-		Redrives: x.redrives(), Key: string(x.dl.Key), Error: x.dl.Error}
+		Redrives: x.redrives(), Key: string(x.dl.Key), Error: x.dl.Error, ReplayGroup: x.dl.ReplayGroup}
 }
 
 // dlqGroup checks --group names a consumer group with a dead-letter topic.
@@ -315,6 +318,9 @@ func (e *env) dlqInspectCmd() *cobra.Command {
 				fmt.Fprintf(&b, "source: %s partition %d offset %d\n", x.dl.Topic, x.dl.Partition, x.dl.Offset)
 				fmt.Fprintf(&b, "class: %s after %d attempts, dead-lettered %s, re-driven %d times\n", x.dl.Class, x.dl.Attempts, x.dl.Time.UTC().Format(time.RFC3339Nano), x.redrives())
 				fmt.Fprintf(&b, "error: %s\n", x.dl.Error)
+				if x.dl.ReplayGroup != "" {
+					fmt.Fprintf(&b, "dead-lettered by the replay group %s (a re-drive sends it to the live group)\n", x.dl.ReplayGroup)
+				}
 			}
 			fmt.Fprintf(&b, "key: %s\nheaders:\n", dlqPrintable(x.rec.Key))
 			for _, h := range x.rec.Headers {
@@ -346,15 +352,25 @@ func (e *env) dlqRedriveCmd() *cobra.Command {
 		Use:   "redrive --group G [filters] [--execute] [--max-redrives N]",
 		Short: "Publish chosen dead letters back to their source topic (dry run unless --execute)",
 		Long: "Puts each chosen dead letter back on its source topic with its original key, value and\n" +
-			"headers, plus a redrive-count header incremented at every re-drive. A record whose\n" +
-			"redrive-count reached --max-redrives is refused (loop guard): it keeps failing, so fix\n" +
-			"the cause, or raise --max-redrives on purpose.\n\n" +
+			"headers (its event id included), plus a redrive-count header incremented at every re-drive.\n" +
+			"A record whose redrive-count reached --max-redrives is refused (loop guard): it keeps\n" +
+			"failing, so fix the cause, or raise --max-redrives on purpose. Refused records are named\n" +
+			"one per line, counted in the summary, and make the command exit 4 (everything else chosen\n" +
+			"was re-driven).\n\n" +
 			"Without --execute nothing is sent: it prints what would be re-driven and a summary.\n\n" +
-			"Resumable: progress is committed, after every acknowledged batch, as offsets of the group\n" +
-			"orderctl-redrive.<G> on the dead-letter topic. A re-drive continues after the last record\n" +
-			"the previous one scanned (re-driven, refused or skipped by the filters) and never sends a\n" +
-			"record twice. --from-start ignores that progress to reach records an earlier filtered\n" +
-			"re-drive skipped; combine it with filters that exclude what was already re-driven.",
+			"Resumable: records are published with the idempotent producer (acks=all) in batches of\n" +
+			"--batch, and after every acknowledged batch the progress is committed as offsets of the\n" +
+			"group orderctl-redrive.<G> on the dead-letter topic. A re-drive continues after the last\n" +
+			"record the previous one scanned (re-driven, refused or skipped by the filters). Interrupted\n" +
+			"(Ctrl-C), it lets the batch in flight be acknowledged, commits, and stops before sending\n" +
+			"more, so running it again sends nothing twice. Only a crash (or a broker failure in the\n" +
+			"middle of a batch) between the broker's acknowledgement and the commit can publish up to\n" +
+			"one batch again; those records keep their event ids and the consumers skip an event id\n" +
+			"they processed, so the effect is still once.\n" +
+			"--from-start ignores that progress to reach records an earlier filtered re-drive skipped;\n" +
+			"combine it with filters that exclude what was already re-driven.\n\n" +
+			"Exit codes: 0 done, 1 failed or interrupted (run it again to continue), 2 bad usage,\n" +
+			"4 some records were refused by the loop guard.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			topic, err := dlqGroup(group)
@@ -382,6 +398,9 @@ func (e *env) dlqRedriveCmd() *cobra.Command {
 	f.flags(cmd, true)
 	return cmd
 }
+
+// redriveBatchTimeout bounds how long one batch may take to be acknowledged, interrupted or not.
+const redriveBatchTimeout = 2 * time.Minute
 
 type redriveRun struct {
 	group, topic string
@@ -447,11 +466,16 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 		if len(pending) == 0 {
 			return r.commit(ctx, adm, progressGroup, scannedTo)
 		}
+		// The batch is not cut short by an interruption: it is finished, so that what the broker
+		// has is exactly what is committed. (With the idempotent producer franz-go never fails a
+		// record it has sent, so a failure below means the record was not written.)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redriveBatchTimeout)
+		defer cancel()
 		// Results come in completion order: match them by record. On a failure, progress stops
 		// before the first failed dead letter of its partition (what follows is sent again).
 		stop := map[int32]int64{}
 		var firstErr error
-		for _, res := range cl.ProduceSync(ctx, pending...) {
+		for _, res := range cl.ProduceSync(pctx, pending...) {
 			if res.Err == nil {
 				s.redriven++
 				prog.add(1)
@@ -475,7 +499,45 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 		}
 		return firstErr
 	}
+	// finish prints the summary, whatever happened, and says how the run ended.
+	finish := func(runErr error) error {
+		prog.finish()
+		verb := "would re-drive"
+		if r.execute {
+			verb = "re-driven"
+		}
+		fmt.Fprintf(e.stdout, "summary: %s %d, refused by the loop guard %d, skipped by filters %d, not dead letters %d (scanned %d of %d)\n",
+			verb, s.redriven, s.refused, s.skipped, s.invalid, s.scanned, len(entries))
+		switch {
+		case runErr != nil && r.execute:
+			fmt.Fprintf(e.stdout, "stopped: progress up to the last acknowledged batch is committed in %s; run the same command again to continue (records already re-driven are not sent again)\n", progressGroup)
+			return runErr
+		case runErr != nil:
+			return runErr
+		case !r.execute && chosen > 0:
+			fmt.Fprintln(e.stdout, "nothing was sent: run again with --execute to re-drive")
+		}
+		if s.refused > 0 {
+			return &exitError{code: ExitRefused, err: fmt.Errorf("%d record(s) of %s refused by the loop guard (re-driven --max-redrives %d times or more): fix their cause; the refused lines above say how to re-drive one on purpose",
+				s.refused, r.topic, r.max)}
+		}
+		return nil
+	}
 	for _, x := range entries {
+		if err := ctx.Err(); err != nil {
+			// Interrupted: what is pending was not sent; progress stays before it.
+			for _, out := range pending {
+				dl := sentFrom[out]
+				if at, ok := scannedTo[dl.Partition]; !ok || dl.Offset < at {
+					scannedTo[dl.Partition] = dl.Offset
+				}
+			}
+			pending = pending[:0]
+			if cerr := r.commit(ctx, adm, progressGroup, scannedTo); cerr != nil {
+				return finish(errors.Join(err, cerr))
+			}
+			return finish(fmt.Errorf("re-drive of %s interrupted: %w", r.topic, err))
+		}
 		if r.filter.limit > 0 && s.redriven+len(pending) >= r.filter.limit {
 			break // --limit reached: progress stays before the records not scanned
 		}
@@ -488,8 +550,8 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 			s.skipped++
 		case x.redrives() >= r.max:
 			s.refused++
-			fmt.Fprintf(e.stdout, "refused %d:%d (key %s): re-driven %d times already, the --max-redrives limit %d; it keeps failing with %q: fix the cause, or re-drive it on purpose with a higher --max-redrives\n",
-				x.rec.Partition, x.rec.Offset, dlqPrintable(x.dl.Key), x.redrives(), r.max, dlqTruncate(x.dl.Error, 120))
+			fmt.Fprintf(e.stdout, "refused %d:%d (key %s): re-driven %d times already, the --max-redrives limit %d; it keeps failing with %q: fix the cause, then re-drive it on purpose with --from-start --key %s --max-redrives %d\n",
+				x.rec.Partition, x.rec.Offset, dlqPrintable(x.dl.Key), x.redrives(), r.max, dlqTruncate(x.dl.Error, 120), dlqPrintable(x.dl.Key), x.redrives()+1)
 		case !r.execute:
 			s.redriven++
 			fmt.Fprintf(e.stdout, "would re-drive %d:%d key %s to %s (source %d@%d, %s: %s), redrive-count %d\n",
@@ -504,27 +566,17 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 			scannedTo[x.rec.Partition] = next
 			if len(pending) >= r.batch {
 				if err := flush(); err != nil {
-					return err
+					return finish(err)
 				}
 			}
 		}
 	}
 	if r.execute {
 		if err := flush(); err != nil {
-			return err
+			return finish(err)
 		}
 	}
-	prog.finish()
-	verb := "would re-drive"
-	if r.execute {
-		verb = "re-driven"
-	}
-	fmt.Fprintf(e.stdout, "summary: %s %d, refused by the loop guard %d, skipped by filters %d, not dead letters %d (scanned %d of %d)\n",
-		verb, s.redriven, s.refused, s.skipped, s.invalid, s.scanned, len(entries))
-	if !r.execute && chosen > 0 {
-		fmt.Fprintln(e.stdout, "nothing was sent: run again with --execute to re-drive")
-	}
-	return nil
+	return finish(nil)
 }
 
 // redriveRecord is the dead letter's original record for its source topic, with redrive-count

@@ -2,13 +2,16 @@ package orderctl_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,7 +174,7 @@ func TestDLQCommand(t *testing.T) {
 
 	// redrive, dry run: lists and refuses, sends nothing.
 	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient")
-	if code != orderctl.ExitOK || !strings.Contains(out, "would re-drive 0:0 key ord-1") || !strings.Contains(out, "would re-drive 2:0 key ord-4") ||
+	if code != orderctl.ExitRefused || !strings.Contains(out, "would re-drive 0:0 key ord-1") || !strings.Contains(out, "would re-drive 2:0 key ord-4") ||
 		!strings.Contains(out, "refused 1:0 (key ord-3): re-driven 3 times already, the --max-redrives limit 3") ||
 		!strings.Contains(out, "summary: would re-drive 2, refused by the loop guard 1, skipped by filters 1, not dead letters 1") {
 		t.Fatalf("dry run: exit %d\n%s", code, out)
@@ -187,8 +190,8 @@ func TestDLQCommand(t *testing.T) {
 		t.Fatalf("execute --limit 1: exit %d\n%s", code, out)
 	}
 	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute")
-	if code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, not dead letters 1 (scanned 4 of 4)") ||
-		!strings.Contains(out, "refused 1:0 (key ord-3)") {
+	if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, not dead letters 1 (scanned 4 of 4)") ||
+		!strings.Contains(out, "refused 1:0 (key ord-3)") || !strings.Contains(out, "1 record(s) of order-worker.dlq refused by the loop guard (re-driven --max-redrives 3 times or more)") {
 		t.Fatalf("execute the rest: exit %d\n%s", code, out)
 	}
 	sent := testenv.Records(t, cluster, event.TopicOrdersPlaced)
@@ -273,5 +276,101 @@ func dlqGolden(t *testing.T, name, got string) {
 	}
 	if got != string(want) {
 		t.Fatalf("%s differs (run with -update if intended):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// cancelOn cancels a context when what was written so far contains a string.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	s      string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.s) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// An interrupted re-drive (its context cancelled, as Ctrl-C does) commits what the broker
+// acknowledged and stops; the same command run again sends the rest, and every dead letter goes
+// back exactly once.
+func TestDLQRedriveInterruptedResumes(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.Kafka(t)
+	now := time.Now()
+	var dls []dlqFixture
+	for i := range 10 {
+		dls = append(dls, dlqFixture{part: int32(i % 3), key: fmt.Sprintf("ord-%02d", i), class: "transient", attempts: 3,
+			srcPart: 0, srcOffset: int64(i), value: fmt.Sprintf(`{"id":"ord-%02d"}`, i)})
+	}
+	produceDeadLetters(t, cluster, now, dls...)
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ",")}
+	getenv := func(k string) string { return env[k] }
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := &cancelOn{s: "progress: 4/10 re-driven", cancel: cancel}
+	err := orderctl.Run(ctx, []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, w)
+	out := w.buf.String()
+	if orderctl.Code(err) != orderctl.ExitError || !strings.Contains(out, "summary: re-driven 4,") ||
+		!strings.Contains(out, "run the same command again to continue") || !strings.Contains(fmt.Sprint(err), "interrupted") {
+		t.Fatalf("interrupted run: exit %d (%v), want 1 after 4 re-driven\n%s", orderctl.Code(err), err, out)
+	}
+	if n := len(testenv.Records(t, cluster, event.TopicOrdersPlaced)); n != 4 {
+		t.Fatalf("after the interruption: %d records on %s, want 4", n, event.TopicOrdersPlaced)
+	}
+
+	var buf bytes.Buffer
+	err = orderctl.Run(t.Context(), []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, &buf)
+	if err != nil || !strings.Contains(buf.String(), "summary: re-driven 6, refused by the loop guard 0, skipped by filters 0, not dead letters 0 (scanned 6 of 6)") {
+		t.Fatalf("resumed run: %v\n%s", err, buf.String())
+	}
+	count := map[string]int{}
+	for _, r := range testenv.Records(t, cluster, event.TopicOrdersPlaced) {
+		count[string(r.Key)]++
+	}
+	for _, d := range dls {
+		if count[d.key] != 1 {
+			t.Fatalf("%s re-driven %d times, want once (all: %v)", d.key, count[d.key], count)
+		}
+	}
+}
+
+// A dead letter written by a replay group (orderctl replay range) says so in list and inspect,
+// and its re-drive goes to the source topic for the live group without the replay group's header.
+func TestDLQReplayGroupDeadLetter(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.Kafka(t)
+	produceDeadLetters(t, cluster, time.Now(), dlqFixture{part: 1, key: "ord-r", class: "transient", attempts: 1, srcPart: 2, srcOffset: 7,
+		value: `{"id":"ord-r"}`, headers: []kgo.RecordHeader{{Key: consumer.HeaderDLQReplayGroup, Value: []byte("order-worker.replay.20261127080000")}}})
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ",")}
+	run := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
+		return orderctl.Code(err), out.String()
+	}
+	if code, out := run("dlq", "list", "--group", "order-worker", "--output", "json"); code != orderctl.ExitOK ||
+		!strings.Contains(out, `"replay_group": "order-worker.replay.20261127080000"`) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, out := run("dlq", "inspect", "--group", "order-worker", "--offset", "1:0"); code != orderctl.ExitOK ||
+		!strings.Contains(out, "dead-lettered by the replay group order-worker.replay.20261127080000") {
+		t.Fatalf("inspect: exit %d\n%s", code, out)
+	}
+	if code, out := run("dlq", "redrive", "--group", "order-worker", "--execute"); code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 1,") {
+		t.Fatalf("redrive: exit %d\n%s", code, out)
+	}
+	sent := testenv.Records(t, cluster, event.TopicOrdersPlaced)
+	if len(sent) != 1 {
+		t.Fatalf("re-driven: %d records on %s, want 1", len(sent), event.TopicOrdersPlaced)
+	}
+	if dlqHeader(sent[0], consumer.HeaderDLQReplayGroup) != "" || dlqHeader(sent[0], orderctl.HeaderRedriveCount) != "1" {
+		t.Fatalf("re-driven headers %v; want no %s and redrive-count 1", sent[0].Headers, consumer.HeaderDLQReplayGroup)
 	}
 }
