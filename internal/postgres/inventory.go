@@ -633,7 +633,7 @@ FROM orders WHERE id = ANY($1) AND status = 'shipped' ORDER BY id`, uids)
 			return nil
 		}
 		rows, err = tx.Query(ctx, `
-SELECT order_id::text, line_no, sku, name, quantity, unit_price_minor
+SELECT order_id::text, line_no, sku, name, quantity, unit_price_minor, coalesce(promotion_id, '')
 FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no`, uids)
 		if err != nil {
 			return err
@@ -642,7 +642,7 @@ FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no`, uids)
 		for rows.Next() {
 			var id string
 			var l OrderLine
-			if err := rows.Scan(&id, &l.LineNo, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceMinor); err != nil {
+			if err := rows.Scan(&id, &l.LineNo, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceMinor, &l.PromotionID); err != nil {
 				return err
 			}
 			if i, ok := byID[id]; ok {

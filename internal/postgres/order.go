@@ -38,6 +38,7 @@ type OrderLine struct {
 	Name           string
 	Quantity       int
 	UnitPriceMinor int64
+	PromotionID    string // the promotion the line was sold under; empty: the base price
 }
 
 // OrderStore reads and writes orders.
@@ -79,14 +80,14 @@ FROM orders WHERE id = $1`, uid).Scan(
 		found = true
 		o.ShippingAddress = json.RawMessage(addr)
 		rows, err := tx.Query(ctx, `
-SELECT line_no, sku, name, quantity, unit_price_minor
+SELECT line_no, sku, name, quantity, unit_price_minor, coalesce(promotion_id, '')
 FROM order_lines WHERE order_id = $1 ORDER BY line_no`, uid)
 		if err != nil {
 			return err
 		}
 		o.Lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (OrderLine, error) {
 			var l OrderLine
-			err := row.Scan(&l.LineNo, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceMinor)
+			err := row.Scan(&l.LineNo, &l.SKU, &l.Name, &l.Quantity, &l.UnitPriceMinor, &l.PromotionID)
 			return l, err
 		})
 		return err
@@ -132,10 +133,10 @@ ON CONFLICT (id) DO NOTHING`,
 		inserted = true
 		rows := make([][]any, len(o.Lines))
 		for i, l := range o.Lines {
-			rows[i] = []any{uid, l.LineNo, l.SKU, l.Name, l.Quantity, l.UnitPriceMinor}
+			rows[i] = []any{uid, l.LineNo, l.SKU, l.Name, l.Quantity, l.UnitPriceMinor, nullIfEmpty(l.PromotionID)}
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"order_lines"},
-			[]string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor"},
+			[]string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"},
 			pgx.CopyFromRows(rows))
 		if err != nil {
 			return fmt.Errorf("lines: %w", err)
