@@ -165,17 +165,27 @@ RETURNING event_id::text`, group, ids)
 			}
 			o, p := c.Order, c.Payment
 			if o.Status == "confirmed" {
-				fits := true
+				// Lines of the same SKU (a line split into promotional and base-price units)
+				// are one allocation.
+				need := map[string]int64{}
+				var skuOrder []string
 				for _, l := range o.Lines {
-					if free[l.SKU]-alloc[l.SKU] < int64(l.Quantity) {
+					if _, ok := need[l.SKU]; !ok {
+						skuOrder = append(skuOrder, l.SKU)
+					}
+					need[l.SKU] += int64(l.Quantity)
+				}
+				fits := true
+				for _, sku := range skuOrder {
+					if free[sku]-alloc[sku] < need[sku] {
 						fits = false
 						break
 					}
 				}
 				if fits {
-					for _, l := range o.Lines {
-						alloc[l.SKU] += int64(l.Quantity)
-						allocs = append(allocs, []any{mustUUID(o.ID), l.SKU, int64(l.Quantity)})
+					for _, sku := range skuOrder {
+						alloc[sku] += need[sku]
+						allocs = append(allocs, []any{mustUUID(o.ID), sku, need[sku]})
 					}
 				} else {
 					o.Status, o.CancelReason = "cancelled", "out_of_stock"
@@ -188,7 +198,7 @@ RETURNING event_id::text`, group, ids)
 			orders = append(orders, []any{mustUUID(o.ID), o.Status, nullIfEmpty(o.CancelReason), o.CustomerID, o.Email, o.Priority,
 				o.Currency, o.SubtotalMinor, o.ShippingMinor, o.TotalMinor, []byte(o.ShippingAddress), o.PlacedAt, o.HoldDeadline, now, now})
 			for _, l := range o.Lines {
-				lines = append(lines, []any{mustUUID(o.ID), int32(l.LineNo), l.SKU, l.Name, int32(l.Quantity), l.UnitPriceMinor})
+				lines = append(lines, []any{mustUUID(o.ID), int32(l.LineNo), l.SKU, l.Name, int32(l.Quantity), l.UnitPriceMinor, nullIfEmpty(l.PromotionID)})
 			}
 			payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
 			out = append(out, Decision{OrderID: o.ID, Status: o.Status, CancelReason: o.CancelReason, PaymentID: p.ProviderID, Payment: p.Status, DecidedAt: now, New: true})
@@ -219,7 +229,7 @@ WHERE stock.sku = d.sku AND stock.allocated + d.n <= stock.on_hand`, aSKUs, aQty
 			rows  [][]any
 		}{
 			{"orders", []string{"id", "status", "cancel_reason", "customer_id", "email", "priority", "currency", "subtotal_minor", "shipping_minor", "total_minor", "shipping_address", "placed_at", "hold_deadline", "updated_at", "decided_at"}, orders},
-			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor"}, lines},
+			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"}, lines},
 			{"payments", []string{"order_id", "provider_id", "status", "decline_code", "amount_minor", "currency"}, payments},
 			{"allocations", []string{"order_id", "sku", "quantity"}, allocs},
 		}
