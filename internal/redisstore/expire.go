@@ -27,7 +27,7 @@ func (s *Store) ExpireDue(ctx context.Context, sku string, now time.Time, limit 
 	endedPrefix := s.prefix + "ended:{" + sku + "}:"
 	cmds := s.runPipelined(ctx, s.expire, []scriptCall{{
 		keys: []string{s.invKey(sku), s.holdsKey(sku)},
-		args: []any{now.UnixMilli(), limit, holdPrefix, endedPrefix, s.endedTTL.Milliseconds()},
+		args: []any{now.UnixMilli(), limit, holdPrefix, endedPrefix, s.endedTTL.Milliseconds(), s.promoPrefix(sku)},
 	}})
 	vals, err := cmds[0].Slice()
 	if err != nil {

@@ -45,7 +45,7 @@ func (s *Store) ExpireDueMany(ctx context.Context, skus []string, now time.Time,
 		}
 		calls[i] = scriptCall{
 			keys: []string{s.invKey(sku), s.holdsKey(sku), s.outboxKey(sku)},
-			args: []any{now.UnixMilli(), limit, s.prefix + "hold:{" + sku + "}:", s.prefix + "ended:{" + sku + "}:", s.endedTTL.Milliseconds()},
+			args: []any{now.UnixMilli(), limit, s.prefix + "hold:{" + sku + "}:", s.prefix + "ended:{" + sku + "}:", s.endedTTL.Milliseconds(), s.promoPrefix(sku)},
 		}
 	}
 	if len(calls) == 0 {

@@ -9,10 +9,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Line is one order line to reserve.
+// Line is one order line to reserve (or confirm).
 type Line struct {
-	SKU string
-	Qty int64
+	SKU   string
+	Qty   int64
+	Promo *LinePromo // the promotion pricing the SKU at the order's acceptance; nil: base price
+}
+
+// LinePromo is the promotion of a line: its limits for Reserve, its granted units for Confirm.
+type LinePromo struct {
+	ID       string
+	StockCap int64     // promotional units per SKU; 0: no cap
+	Limit    int64     // promotional units per customer and SKU; 0: no limit
+	Refuse   bool      // units beyond the cap or the allowance refuse the order (else: base price)
+	Customer string    // whose allowance counts
+	Until    time.Time // the promotion's end: its counters are kept until then plus the ended-marker TTL
+	Units    int64     // Confirm only: the line's promotional units
+}
+
+// PromoLimit is a line refused because fewer of its units than asked could be promotional
+// (stock cap reached or the customer's allowance used up) under a promotion that refuses
+// over-cap units.
+type PromoLimit struct {
+	SKU         string
+	PromotionID string
+	Requested   int64
+	Promotional int64 // units that could still have been promotional
 }
 
 // Shortage is a line that could not be reserved for lack of stock.
@@ -31,6 +53,11 @@ type Reservation struct {
 	// NotStocked lists SKUs that have no counters in Redis (never loaded, or
 	// Redis lost its data). The caller answers 503: never sell blind.
 	NotStocked []string
+	// PromoLimited lists lines refused by their promotion's limits (over-cap rule refuse).
+	PromoLimited []PromoLimit
+	// Promotional is, per SKU reserved under a promotion, how many of its units are
+	// promotional (the rest are sold at the base price). Set when OK.
+	Promotional map[string]int64
 }
 
 // HoldResult is the outcome of ending one hold.
@@ -47,6 +74,7 @@ const (
 	reserveAlreadyHeld = 1
 	reserveNotStocked  = 2
 	reserveShort       = 3
+	reservePromoLimit  = 4
 )
 
 // Reserve holds the units of every line for orderID until deadline. Each SKU
@@ -78,6 +106,15 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU), s.endedKey(l.SKU, orderID)},
 			args: []any{orderID, l.Qty, dl},
 		}
+		if pr := l.Promo; pr != nil {
+			over := "base"
+			if pr.Refuse {
+				over = "refuse"
+			}
+			calls[i].keys = append(calls[i].keys, s.promoKey(l.SKU, pr.ID))
+			calls[i].args = append(calls[i].args, pr.ID, pr.StockCap, pr.Limit, over, pr.Customer,
+				pr.Until.Add(s.endedTTL).UnixMilli())
+		}
 	}
 	cmds := s.runPipelined(ctx, s.reserve, calls)
 
@@ -86,7 +123,7 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 	var failure error
 	for i, cmd := range cmds {
 		l := merged[i]
-		code, n, err := pair(cmd)
+		code, n, promo, err := triple(cmd)
 		if err != nil {
 			mayHold = append(mayHold, l.SKU)
 			if failure == nil {
@@ -97,6 +134,15 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 		switch code {
 		case reserveOK, reserveAlreadyHeld:
 			mayHold = append(mayHold, l.SKU)
+			if l.Promo != nil && promo > 0 {
+				if res.Promotional == nil {
+					res.Promotional = make(map[string]int64, len(merged))
+				}
+				res.Promotional[l.SKU] = promo
+			}
+		case reservePromoLimit:
+			res.OK = false
+			res.PromoLimited = append(res.PromoLimited, PromoLimit{SKU: l.SKU, PromotionID: l.Promo.ID, Requested: l.Qty, Promotional: n})
 		case reserveNotStocked:
 			res.OK = false
 			res.NotStocked = append(res.NotStocked, l.SKU)
@@ -113,6 +159,7 @@ func (s *Store) Reserve(ctx context.Context, orderID string, lines []Line, deadl
 	if failure == nil && res.OK {
 		return res, nil
 	}
+	res.Promotional = nil
 
 	// Refused or failed: give back what this order holds, on a context the
 	// caller cannot cancel, so an impatient caller leaves no hold behind.
@@ -138,8 +185,8 @@ func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]H
 	for i, sku := range skus {
 		lines[i] = Line{SKU: sku}
 	}
-	res, err := s.endHolds(ctx, s.release, orderID, lines, func(Line) []any {
-		return []any{orderID, s.endedTTL.Milliseconds()}
+	res, err := s.endHolds(ctx, s.release, orderID, lines, func(l Line) []any {
+		return []any{orderID, s.endedTTL.Milliseconds(), s.promoPrefix(l.SKU)}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("release order %s: %w", orderID, err)
@@ -152,9 +199,39 @@ func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]H
 // Postgres: held goes down, ATP stays. A hold that had expired (its units went
 // back to ATP) is confirmed late: the line's quantity is taken out of ATP again
 // (Late true), because Postgres allocated it. Each hold ends once: a repeated
-// Confirm is a no-op reported with Found false. Results follow the order of lines.
+// Confirm is a no-op reported with Found false. Results follow the order of the SKUs' first lines.
+//
+// Lines of the same SKU (an order line split into promotional and base-price units, or a
+// request that named a SKU twice) are merged first: the hold is one per order and SKU. A late
+// confirmation also counts the line's promotional units again against the promotion (the
+// expiry had given them back).
 func (s *Store) Confirm(ctx context.Context, orderID string, lines []Line) ([]HoldResult, error) {
-	res, err := s.endHolds(ctx, s.confirm, orderID, lines, func(l Line) []any {
+	merged := make([]Line, 0, len(lines))
+	index := make(map[string]int, len(lines))
+	for _, l := range lines {
+		if i, ok := index[l.SKU]; ok {
+			merged[i].Qty += l.Qty
+			if l.Promo != nil {
+				if merged[i].Promo == nil {
+					p := *l.Promo
+					merged[i].Promo = &p
+				} else {
+					merged[i].Promo.Units += l.Promo.Units
+				}
+			}
+			continue
+		}
+		index[l.SKU] = len(merged)
+		if l.Promo != nil {
+			p := *l.Promo
+			l.Promo = &p
+		}
+		merged = append(merged, l)
+	}
+	res, err := s.endHolds(ctx, s.confirm, orderID, merged, func(l Line) []any {
+		if l.Promo != nil && l.Promo.Units > 0 {
+			return []any{orderID, l.Qty, s.endedTTL.Milliseconds(), l.Promo.Units, l.Promo.Customer}
+		}
 		return []any{orderID, l.Qty, s.endedTTL.Milliseconds()}
 	})
 	if err != nil {
@@ -182,6 +259,9 @@ func (s *Store) endHolds(ctx context.Context, sc *redis.Script, orderID string, 
 			keys: []string{s.invKey(l.SKU), s.holdKey(l.SKU, orderID), s.holdsKey(l.SKU), s.endedKey(l.SKU, orderID)},
 			args: args(l),
 		}
+		if sc == s.confirm && l.Promo != nil && l.Promo.Units > 0 {
+			calls[i].keys = append(calls[i].keys, s.promoKey(l.SKU, l.Promo.ID))
+		}
 	}
 	cmds := s.runPipelined(ctx, sc, calls)
 	out := make([]HoldResult, len(lines))
@@ -193,6 +273,18 @@ func (s *Store) endHolds(ctx context.Context, sc *redis.Script, orderID string, 
 		out[i] = HoldResult{SKU: lines[i].SKU, Qty: qty, Found: code != 0, Late: code == 2}
 	}
 	return out, nil
+}
+
+// triple reads a {int, int, int} script reply (reserve.lua).
+func triple(cmd *redis.Cmd) (int64, int64, int64, error) {
+	v, err := cmd.Int64Slice()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(v) != 3 {
+		return 0, 0, 0, fmt.Errorf("script reply has %d values, want 3", len(v))
+	}
+	return v[0], v[1], v[2], nil
 }
 
 // pair reads a {int, int} script reply.

@@ -12,6 +12,10 @@
 //	p+"holds:{SKU}"          zset  member orderID, score deadline (unix ms)
 //	p+"idem:"+scope+":"+key  hash  idempotency record
 //	p+"ord:"+orderID         string JSON snapshot of a pending order, with a TTL
+//	p+"promo:{SKU}:"+promoID hash  sold, c:<customer> (promotional units held or sold)
+//	p+"prices"               hash  SKU -> JSON price timeline (promotion.Entry)
+//	p+"prices-changed"       pub/sub channel of SKUs whose timeline changed
+//	p+"promo-scheduler"      string lock of the promotion scheduler
 //	"rate:"+p+"rl:"+scope    string GCRA state (redis_rate prepends "rate:")
 //
 // Errors caused by Redis being unreachable or not serving (connection
@@ -126,6 +130,10 @@ func (s *Store) holdKey(sku, orderID string) string {
 }
 func (s *Store) endedKey(sku, orderID string) string {
 	return s.prefix + "ended:{" + sku + "}:" + orderID
+}
+func (s *Store) promoPrefix(sku string) string { return s.prefix + "promo:{" + sku + "}:" }
+func (s *Store) promoKey(sku, promotionID string) string {
+	return s.promoPrefix(sku) + promotionID
 }
 func (s *Store) idemKey(scope, key string) string { return s.prefix + "idem:" + scope + ":" + key }
 func (s *Store) orderKey(orderID string) string   { return s.prefix + "ord:" + orderID }

@@ -1,6 +1,11 @@
 -- confirm.lua: end one hold because its units are now allocated in Postgres.
 -- KEYS[1] inv hash   KEYS[2] hold hash   KEYS[3] holds zset   KEYS[4] ended marker  (one {SKU} slot)
 -- ARGV[1] order id   ARGV[2] the order's qty of this SKU   ARGV[3] ended-marker TTL, ms
+-- KEYS[5] (optional) the counters of the promotion the order's line was sold under, with
+--         ARGV[4] its promotional units and ARGV[5] the customer id: a late confirmation counts
+--         them again (the expiry gave them back), like the units it takes out of atp
+-- The promotional units of a live hold were counted when it was made and stay counted: a
+-- confirmation consumes them.
 -- Returns {code, qty}:
 --   {1, qty}  the hold ended: held goes down, atp stays (the units moved to allocated)
 --   {2, qty}  late confirmation: the hold had expired and returned its units to atp, then the
@@ -24,6 +29,10 @@ if redis.call('GET', KEYS[4]) == 'expired' then
   local want = tonumber(ARGV[2])
   if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('HINCRBY', KEYS[1], 'atp', -want)
+  end
+  if KEYS[5] and tonumber(ARGV[4]) > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
+    redis.call('HINCRBY', KEYS[5], 'sold', tonumber(ARGV[4]))
+    redis.call('HINCRBY', KEYS[5], 'c:' .. ARGV[5], tonumber(ARGV[4]))
   end
   redis.call('SET', KEYS[4], 'confirmed', 'PX', ARGV[3])
   return {2, want}
