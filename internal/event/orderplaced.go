@@ -37,6 +37,7 @@ type OrderLine struct {
 	Quantity       int    `json:"quantity"`
 	UnitPriceMinor int64  `json:"unit_price_minor"`
 	LineTotalMinor int64  `json:"line_total_minor"`
+	PromotionID    string `json:"promotion_id,omitempty"` // the promotion that priced the line; empty: the base price
 }
 
 // Payment is a payment-provider token; card data never enters orderpipe.

@@ -49,3 +49,26 @@ func (e *OutOfStockError) Error() string {
 // ErrUnavailable means a dependency needed to answer (Redis, Kafka) cannot be reached; the client
 // should retry later. Nothing is held when it is returned.
 var ErrUnavailable = errors.New("temporarily unavailable")
+
+// PromotionLimit is one line refused by its promotion: fewer of its units than requested could
+// be sold at the promotional price (stock cap reached, or the customer's allowance used up), and
+// the promotion refuses over-cap units instead of selling them at the base price.
+type PromotionLimit struct {
+	SKU         string
+	PromotionID string
+	Requested   int64
+	Promotional int64 // units that could still be bought at the promotional price
+}
+
+// PromotionLimitError refuses an order because at least one line exceeds its promotion's limits.
+type PromotionLimitError struct {
+	Lines []PromotionLimit
+}
+
+func (e *PromotionLimitError) Error() string {
+	parts := make([]string, len(e.Lines))
+	for i, l := range e.Lines {
+		parts[i] = fmt.Sprintf("%s under promotion %s (requested %d, promotional units left %d)", l.SKU, l.PromotionID, l.Requested, l.Promotional)
+	}
+	return "promotion limit: " + strings.Join(parts, ", ")
+}

@@ -71,6 +71,7 @@ type Line struct {
 	Name           string
 	Quantity       int64
 	UnitPriceMinor int64
+	PromotionID    string // the promotion that priced the line; empty: the base price
 }
 
 // TotalMinor is quantity times unit price, in minor units.
