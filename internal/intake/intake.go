@@ -2,7 +2,8 @@
 // its stock in Redis, publish OrderPlaced durably, and only then accept it. Every refusal leaves
 // no hold behind (I5); every acceptance is on the broker before the client hears about it (I2).
 //
-//	request -> price (catalog cache) -> build + validate OrderPlaced -> reserve (Redis Lua)
+//	request -> price (catalog cache + published price timelines, at the acceptance time)
+//	        -> reserve (Redis Lua: stock hold + promotion counters) -> build + validate OrderPlaced
 //	        -> produce (acks=all, idempotent) -> 202 (with the pending snapshot, stored by the
 //	           HTTP layer together with the idempotent answer)
 //
@@ -25,6 +26,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/catalog"
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/order"
+	"github.com/orderpipe/orderpipe/internal/promotion"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
@@ -68,6 +70,14 @@ type Config struct {
 	ShippingExpressMinor  int64
 	Source                string  // CloudEvents source of produced events
 	SoldOut               SoldOut // nil: no sold-out fast path
+	Prices                Prices  // nil: no promotions, every line at its catalog price
+}
+
+// Prices are the published price timelines (pricing.Cache): the promotion window pricing a SKU
+// at an instant, found in memory.
+type Prices interface {
+	At(sku string, t time.Time) (promotion.Window, bool)
+	Ready() bool // false until the timelines were loaded: orders are refused with 503 meanwhile
 }
 
 // Service places orders.
@@ -93,7 +103,7 @@ func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, l
 		cfg: cfg, stock: stock, producer: producer, catalog: cat, validator: v, log: log, now: time.Now,
 		outcomes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderpipe_intake_orders_total",
-			Help: "Order placements by outcome: accepted, out_of_stock, invalid, unavailable.",
+			Help: "Order placements by outcome: accepted, out_of_stock, promotion_limit, invalid, unavailable.",
 		}, []string{"outcome"}),
 		produceSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orderpipe_intake_produce_seconds",
@@ -140,9 +150,17 @@ type LineRequest struct {
 }
 
 // Place runs the intake path. Errors: *order.InvalidError (unknown SKUs), *order.OutOfStockError,
-// order.ErrUnavailable (Redis or Kafka down, nothing held).
+// *order.PromotionLimitError, order.ErrUnavailable (Redis or Kafka down, nothing held).
+//
+// The order's acceptance time (placed_at) is taken once, first, truncated to the millisecond;
+// a promotion prices the order when its window contains that instant (promotion package).
 func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
-	placed, err := s.price(req)
+	at := s.now().UTC().Truncate(time.Millisecond)
+	if s.cfg.Prices != nil && !s.cfg.Prices.Ready() {
+		s.outcomes.WithLabelValues("unavailable").Inc()
+		return Accepted{}, fmt.Errorf("order %s: promotional prices not loaded yet: %w", req.OrderID, order.ErrUnavailable)
+	}
+	pr, err := s.price(req, at)
 	if err != nil {
 		s.outcomes.WithLabelValues("invalid").Inc()
 		return Accepted{}, err
@@ -156,23 +174,21 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 		}
 		epoch = s.cfg.SoldOut.Epoch()
 	}
-	env, err := event.NewOrderPlaced(s.cfg.Source, placed)
-	if err != nil {
-		return Accepted{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
-	}
-	if err := s.validator.Validate(event.TypeOrderPlaced, env.Data); err != nil {
-		s.outcomes.WithLabelValues("invalid").Inc()
-		return Accepted{}, invalidFromSchema(err)
-	}
 
-	lines := make([]redisstore.Line, len(req.Lines))
-	skus := make([]string, len(req.Lines))
-	for i, l := range req.Lines {
+	lines := make([]redisstore.Line, len(pr.lines))
+	skus := make([]string, len(pr.lines))
+	for i, l := range pr.lines {
 		lines[i] = redisstore.Line{SKU: l.SKU, Qty: l.Quantity}
+		if w := l.window; w != nil {
+			lines[i].Promo = &redisstore.LinePromo{
+				ID: w.PromotionID, StockCap: w.StockCap, Limit: w.Limit, Refuse: w.OverCap == promotion.OverCapRefuse,
+				Customer: req.CustomerID, Until: w.Ends(),
+			}
+		}
 		skus[i] = l.SKU
 	}
 	start := time.Now()
-	res, err := s.stock.Reserve(ctx, req.OrderID, lines, placed.HoldDeadline)
+	res, err := s.stock.Reserve(ctx, req.OrderID, lines, pr.holdDeadline)
 	s.reserveSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		s.outcomes.WithLabelValues("unavailable").Inc()
@@ -183,6 +199,14 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("order %s: stock of %v not loaded in Redis: %w", req.OrderID, res.NotStocked, order.ErrUnavailable)
 	}
 	if !res.OK {
+		if len(res.Short) == 0 && len(res.PromoLimited) > 0 {
+			s.outcomes.WithLabelValues("promotion_limit").Inc()
+			limits := make([]order.PromotionLimit, len(res.PromoLimited))
+			for i, l := range res.PromoLimited {
+				limits[i] = order.PromotionLimit{SKU: l.SKU, PromotionID: l.PromotionID, Requested: l.Requested, Promotional: l.Promotional}
+			}
+			return Accepted{}, &order.PromotionLimitError{Lines: limits}
+		}
 		s.outcomes.WithLabelValues("out_of_stock").Inc()
 		short := make([]order.Shortage, len(res.Short))
 		for i, sh := range res.Short {
@@ -193,9 +217,28 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 		}
 		return Accepted{}, &order.OutOfStockError{Short: short}
 	}
-
 	if s.cfg.SoldOut != nil {
 		s.cfg.SoldOut.Reserved(skus)
+	}
+
+	// The reservation decided how many units of each promoted SKU are promotional; the event
+	// is built from that, validated, and only then produced. A failure here refuses the order,
+	// so its holds (and promotional units) go back (I5).
+	placed, err := s.build(req, pr, res.Promotional, at)
+	if err != nil {
+		s.release(req.OrderID, skus)
+		s.outcomes.WithLabelValues("invalid").Inc()
+		return Accepted{}, err
+	}
+	env, err := event.NewOrderPlaced(s.cfg.Source, placed)
+	if err != nil {
+		s.release(req.OrderID, skus)
+		return Accepted{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
+	}
+	if err := s.validator.Validate(event.TypeOrderPlaced, env.Data); err != nil {
+		s.release(req.OrderID, skus)
+		s.outcomes.WithLabelValues("invalid").Inc()
+		return Accepted{}, invalidFromSchema(err)
 	}
 	view := viewOf(placed)
 	doc, err := json.Marshal(view)
@@ -249,10 +292,24 @@ func (s *Service) knownSoldOut(lines []LineRequest) []order.Shortage {
 	return short
 }
 
-// price turns a request into an OrderPlaced event priced from the catalog.
-func (s *Service) price(req Request) (event.OrderPlaced, error) {
+// priced is a request priced at its acceptance time: every line with its base price and the
+// promotion window in effect, if any.
+type priced struct {
+	lines        []pricedLine
+	shipping     int64
+	holdDeadline time.Time
+}
+
+type pricedLine struct {
+	order.Line                   // base price
+	window     *promotion.Window // the promotion pricing the SKU at acceptance; nil: none
+}
+
+// price looks every line up in the catalog and the published price timelines: two map lookups
+// per line, no query and no computation beyond picking the window that contains at.
+func (s *Service) price(req Request, at time.Time) (priced, error) {
 	var problems []order.FieldError
-	lines := make([]order.Line, 0, len(req.Lines))
+	lines := make([]pricedLine, 0, len(req.Lines))
 	for i, l := range req.Lines {
 		p, ok := s.catalog.Get(l.SKU)
 		switch {
@@ -266,23 +323,52 @@ func (s *Service) price(req Request) (event.OrderPlaced, error) {
 			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("SKU %q is priced in %s, the shop sells in %s", l.SKU, p.Currency, s.cfg.Currency)})
 			continue
 		}
-		lines = append(lines, order.Line{SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, UnitPriceMinor: p.PriceMinor})
+		pl := pricedLine{Line: order.Line{SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, UnitPriceMinor: p.PriceMinor}}
+		if s.cfg.Prices != nil {
+			if w, ok := s.cfg.Prices.At(p.SKU, at); ok {
+				pl.window = &w
+			}
+		}
+		lines = append(lines, pl)
 	}
 	if len(problems) > 0 {
-		return event.OrderPlaced{}, &order.InvalidError{Problems: problems}
+		return priced{}, &order.InvalidError{Problems: problems}
 	}
 	shipping := s.cfg.ShippingStandardMinor
 	if req.Priority == order.PriorityExpress {
 		shipping = s.cfg.ShippingExpressMinor
 	}
-	totals, err := order.Price(lines, shipping)
+	return priced{lines: lines, shipping: shipping, holdDeadline: at.Add(s.cfg.HoldTTL)}, nil
+}
+
+// build turns a priced, reserved request into its OrderPlaced event. promotional says, per SKU,
+// how many units the reservation granted at the promotional price; they go to the SKU's first
+// lines, and a line that is only partly promotional becomes two lines (promotional units first).
+func (s *Service) build(req Request, pr priced, promotional map[string]int64, at time.Time) (event.OrderPlaced, error) {
+	left := make(map[string]int64, len(promotional))
+	for sku, n := range promotional {
+		left[sku] = n
+	}
+	lines := make([]order.Line, 0, len(pr.lines))
+	for _, l := range pr.lines {
+		if w := l.window; w != nil && left[l.SKU] > 0 {
+			n := min(l.Quantity, left[l.SKU])
+			left[l.SKU] -= n
+			lines = append(lines, order.Line{SKU: l.SKU, Name: l.Name, Quantity: n, UnitPriceMinor: w.PriceMinor, PromotionID: w.PromotionID})
+			if rest := l.Quantity - n; rest > 0 {
+				lines = append(lines, order.Line{SKU: l.SKU, Name: l.Name, Quantity: rest, UnitPriceMinor: l.UnitPriceMinor})
+			}
+			continue
+		}
+		lines = append(lines, l.Line)
+	}
+	totals, err := order.Price(lines, pr.shipping)
 	if err != nil {
 		return event.OrderPlaced{}, &order.InvalidError{Problems: []order.FieldError{{Field: "lines", Detail: err.Error()}}}
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
 	ev := event.OrderPlaced{
 		OrderID:         req.OrderID,
-		PlacedAt:        now,
+		PlacedAt:        at,
 		CustomerID:      req.CustomerID,
 		Email:           req.Email,
 		Priority:        string(req.Priority),
@@ -292,14 +378,14 @@ func (s *Service) price(req Request) (event.OrderPlaced, error) {
 		TotalMinor:      totals.TotalMinor,
 		Payment:         req.Payment,
 		ShippingAddress: req.Address,
-		HoldDeadline:    now.Add(s.cfg.HoldTTL),
+		HoldDeadline:    pr.holdDeadline,
 		APIKeyID:        req.APIKeyID,
 	}
 	for i, l := range lines {
 		lt, _ := l.TotalMinor() // checked by order.Price
 		ev.Lines = append(ev.Lines, event.OrderLine{
 			LineNo: i + 1, SKU: l.SKU, Name: l.Name, Quantity: int(l.Quantity),
-			UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: lt,
+			UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: lt, PromotionID: l.PromotionID,
 		})
 	}
 	return ev, nil

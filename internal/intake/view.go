@@ -39,6 +39,7 @@ type ViewLine struct {
 	Quantity       int    `json:"quantity"`
 	UnitPriceMinor int64  `json:"unit_price_minor"`
 	LineTotalMinor int64  `json:"line_total_minor"`
+	PromotionID    string `json:"promotion_id,omitempty"` // the promotion that priced the line; empty: the base price
 }
 
 func viewOf(p event.OrderPlaced) View {
@@ -48,7 +49,7 @@ func viewOf(p event.OrderPlaced) View {
 		PlacedAt: p.PlacedAt, HoldDeadline: p.HoldDeadline,
 	}
 	for _, l := range p.Lines {
-		v.Lines = append(v.Lines, ViewLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: l.LineTotalMinor})
+		v.Lines = append(v.Lines, ViewLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: l.LineTotalMinor, PromotionID: l.PromotionID})
 	}
 	return v
 }

@@ -322,7 +322,7 @@ func (p *Processor) candidate(it *item, status, reason string, pay postgres.Paym
 		TotalMinor: pl.TotalMinor, ShippingAddress: addr, PlacedAt: pl.PlacedAt, HoldDeadline: pl.HoldDeadline,
 	}
 	for _, l := range pl.Lines {
-		o.Lines = append(o.Lines, postgres.OrderLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor})
+		o.Lines = append(o.Lines, postgres.OrderLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor, PromotionID: l.PromotionID})
 	}
 	return postgres.Candidate{EventID: it.env.ID, Order: o, Payment: pay, Expired: p.now().After(pl.HoldDeadline)}
 }
@@ -374,6 +374,11 @@ func (p *Processor) endHolds(ctx context.Context, items []*item) {
 			lines := make([]redisstore.Line, len(pl.Lines))
 			for i, l := range pl.Lines {
 				lines[i] = redisstore.Line{SKU: l.SKU, Qty: int64(l.Quantity)}
+				if l.PromotionID != "" {
+					// Confirm merges the lines of a SKU; a late confirmation counts these
+					// promotional units again (the expiry gave them back).
+					lines[i].Promo = &redisstore.LinePromo{ID: l.PromotionID, Customer: pl.CustomerID, Units: int64(l.Quantity)}
+				}
 			}
 			res, err := p.holds.Confirm(ctx, pl.OrderID, lines)
 			if err != nil {
