@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"github.com/orderpipe/orderpipe/internal/admin"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/intake"
 	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/pricing"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
@@ -104,12 +107,29 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// Published price timelines (promotions), kept fresh by prices-changed announcements; this
+	// process's own publishes reload it at once.
+	prices := pricing.NewCache(store.Prices, log)
+	if err := prices.Refresh(ctx); err != nil {
+		// Orders are refused (503) and /readyz fails until the first load succeeds.
+		log.Warn("price timelines not loaded; retrying", "err", err)
+	}
+	promoStore := postgres.NewPromotionStore(pool)
+	publisher := pricing.NewPublisher(pricing.Stores{Catalog: catalogStore, Promotions: promoStore}, store)
+	publisher.OnPublish = prices.Reload
+	promos := &pricing.Service{Store: promoStore, Publisher: publisher}
+	scheduler := &pricing.Scheduler{
+		Publisher: publisher, Cache: prices, Redis: store, Owner: schedulerOwner(),
+		Interval: cfg.PromoSchedulerTick, Full: cfg.PromoRepublish, Log: log,
+	}
+
 	// Availability cache and sold-out fast path, kept fresh by stock-changed announcements.
 	view := httpapi.NewStockView(store.Availability, cfg.InventoryMaxAge, reg)
 	svc := intake.New(intake.Config{
 		HoldTTL: cfg.HoldTTL, ProduceTimeout: cfg.KafkaProduceTimeout,
 		Currency: cfg.Currency, ShippingStandardMinor: cfg.ShippingStandardMinor,
 		ShippingExpressMinor: cfg.ShippingExpressMinor, Source: cfg.EventSource, SoldOut: view,
+		Prices: prices,
 	}, store, kcl, cat, validator, log, reg)
 
 	orders := postgres.NewOrderStore(pool)
@@ -122,8 +142,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
-		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate,
+		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate, ProductsMaxAge: cfg.ProductsMaxAge,
 	}, httpapi.Deps{
+		Prices: prices, Promotions: promos,
+		Repriced: func(ctx context.Context, sku string) error {
+			_, err := publisher.Recompute(ctx, []string{sku})
+			return err
+		},
 		Keys: keys, Catalog: cat, Intake: svc, Store: view.Wrap(store), SoldOut: view,
 		OrderByID: func(ctx context.Context, id string) (intake.View, bool, error) {
 			o, ok, err := orders.Get(ctx, id)
@@ -169,6 +194,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Checks: []httpapi.Check{
 			{Name: "postgres", Fn: pool.Ping},
 			{Name: "redis", Fn: store.Ping},
+			{Name: "prices", Fn: func(context.Context) error {
+				if !prices.Ready() {
+					return errors.New("promotional price timelines not loaded yet")
+				}
+				return nil
+			}},
 			{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, kcl) }},
 		},
 		Draining: draining.Load,
@@ -222,11 +253,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return keys.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("api key refresh", "err", err) })
 		}, func(error) { stopRefresh() })
 		g.Add(func() error { return view.Run(refreshCtx, store.SubscribeStockChanged) }, func(error) { stopRefresh() })
+		g.Add(func() error { return prices.Run(refreshCtx, cfg.CatalogRefresh, store.SubscribePricesChanged) }, func(error) { stopRefresh() })
+		g.Add(func() error { return scheduler.Run(refreshCtx) }, func(error) { stopRefresh() })
 	}
 	g.Add(admin.UntilDone(ctx))
 	err = g.Run()
 	log.Info("stopped")
 	return err
+}
+
+// schedulerOwner names this process in the promotion scheduler's Redis lock.
+func schedulerOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
 func loopbackURL(a net.Addr) string {

@@ -37,6 +37,9 @@ type Settings struct {
 	InventoryMaxAge       time.Duration `env:"INVENTORY_CACHE_MAX_AGE" envDefault:"2s" help:"Cache-Control max-age of GET /v1/inventory/{sku}"`
 	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog and API key caches reload from Postgres"`
 	SoldOutGate           string        `env:"SOLDOUT_GATE" envDefault:"after-idempotency" help:"where orders for SKUs known to be sold out are refused: after-idempotency (a retried accepted order always gets its 202) or before-idempotency (no Redis call; a client retrying a lost 202 after the sell-out may be told 409)"`
+	ProductsMaxAge        time.Duration `env:"PRODUCTS_CACHE_MAX_AGE" envDefault:"5s" help:"Cache-Control max-age of GET /v1/products and /v1/products/{sku} (never past the next price change in the answer)"`
+	PromoSchedulerTick    time.Duration `env:"PROMO_SCHEDULER_INTERVAL" envDefault:"1s" help:"how often the promotion scheduler (active in one api at a time, Redis lock) republishes price timelines whose promotion windows ended"`
+	PromoRepublish        time.Duration `env:"PROMO_REPUBLISH_INTERVAL" envDefault:"1m" help:"how often the active promotion scheduler recomputes every SKU's price timeline from Postgres (heals a lost publish)"`
 	EventSource           string        `env:"EVENT_SOURCE" envDefault:"orderpipe/api" help:"CloudEvents source of the events this process produces"`
 }
 
@@ -69,5 +72,8 @@ func (s *Settings) Validate() error {
 	check(s.CatalogRefresh >= 100*time.Millisecond, "CATALOG_REFRESH_INTERVAL", "want at least 100ms, got %s", s.CatalogRefresh)
 	check(s.SoldOutGate == "after-idempotency" || s.SoldOutGate == "before-idempotency", "SOLDOUT_GATE", "want after-idempotency or before-idempotency, got %q", s.SoldOutGate)
 	check(s.EventSource != "", "EVENT_SOURCE", "must not be empty")
+	check(s.ProductsMaxAge >= 0, "PRODUCTS_CACHE_MAX_AGE", "want 0 or more, got %s", s.ProductsMaxAge)
+	check(s.PromoSchedulerTick >= 100*time.Millisecond, "PROMO_SCHEDULER_INTERVAL", "want at least 100ms, got %s", s.PromoSchedulerTick)
+	check(s.PromoRepublish >= s.PromoSchedulerTick, "PROMO_REPUBLISH_INTERVAL", "want at least PROMO_SCHEDULER_INTERVAL (%s), got %s", s.PromoSchedulerTick, s.PromoRepublish)
 	return errorsJoin(errs)
 }

@@ -24,7 +24,7 @@ func viewFromRow(o postgres.Order) intake.View {
 		PlacedAt: o.PlacedAt, HoldDeadline: o.HoldDeadline, UpdatedAt: &updated,
 	}
 	for _, l := range o.Lines {
-		v.Lines = append(v.Lines, intake.ViewLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: int64(l.Quantity) * l.UnitPriceMinor})
+		v.Lines = append(v.Lines, intake.ViewLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: int64(l.Quantity) * l.UnitPriceMinor, PromotionID: l.PromotionID})
 	}
 	return v
 }

@@ -115,6 +115,21 @@ func (c *Cache) Len() int {
 // Page lists products after cursor in SKU order, optionally of one category. The cursor is
 // opaque to clients (base64 of the last SKU returned); the next cursor is empty on the last page.
 func (c *Cache) Page(category, cursor string, limit int) (items []Product, next string, err error) {
+	return c.PageOf(Filter{Category: category}, cursor, limit)
+}
+
+// Filter selects products; empty fields select everything.
+type Filter struct {
+	Category string
+	Brand    string
+}
+
+func (f Filter) match(p Product) bool {
+	return (f.Category == "" || p.Category == f.Category) && (f.Brand == "" || p.Brand == f.Brand)
+}
+
+// PageOf lists the products f selects after cursor in SKU order, like Page.
+func (c *Cache) PageOf(f Filter, cursor string, limit int) (items []Product, next string, err error) {
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
@@ -128,7 +143,7 @@ func (c *Cache) Page(category, cursor string, limit int) (items []Product, next 
 	i, _ := slices.BinarySearchFunc(c.sorted, after, func(e Product, sku string) int { return cmp.Compare(e.SKU, sku) })
 	for ; i < len(c.sorted); i++ {
 		p := c.sorted[i]
-		if p.SKU <= after || (category != "" && p.Category != category) {
+		if p.SKU <= after || !f.match(p) {
 			continue
 		}
 		if len(items) == limit {

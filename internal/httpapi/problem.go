@@ -23,6 +23,7 @@ type Problem struct {
 	Instance string         `json:"instance,omitempty"`
 	Errors   []ProblemField `json:"errors,omitempty"`
 	Short    []ProblemShort `json:"short,omitempty"`
+	Limits   []ProblemLimit `json:"limits,omitempty"`
 
 	retryAfter time.Duration
 	cause      error
@@ -39,6 +40,14 @@ type ProblemShort struct {
 	SKU       string `json:"sku"`
 	Requested int64  `json:"requested"`
 	Available int64  `json:"available"`
+}
+
+// ProblemLimit is one line refused by its promotion's limits.
+type ProblemLimit struct {
+	SKU         string `json:"sku"`
+	PromotionID string `json:"promotion_id"`
+	Requested   int64  `json:"requested"`
+	Promotional int64  `json:"promotional"`
 }
 
 func (p *Problem) Error() string {
@@ -88,6 +97,15 @@ func problemFrom(err error) *Problem {
 		p := newProblem(http.StatusConflict, "out-of-stock", "Out of stock", "Some lines cannot be fulfilled; see short for what is available.")
 		for _, s := range oos.Short {
 			p.Short = append(p.Short, ProblemShort{SKU: s.SKU, Requested: s.Requested, Available: s.Available})
+		}
+		return p
+	}
+	var pl *order.PromotionLimitError
+	if errors.As(err, &pl) {
+		p := newProblem(http.StatusConflict, "promotion-limit", "Promotion limit reached",
+			"Some lines ask for more units than can still be sold at their promotional price (stock cap or your allowance); see limits.")
+		for _, l := range pl.Lines {
+			p.Limits = append(p.Limits, ProblemLimit{SKU: l.SKU, PromotionID: l.PromotionID, Requested: l.Requested, Promotional: l.Promotional})
 		}
 		return p
 	}

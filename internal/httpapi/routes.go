@@ -19,8 +19,11 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 
 	// Public reads: no auth (CDN-friendly).
 	e.GET("/v1/inventory/:sku", handleInventory(cfg, d.Catalog, d.Store))
-	e.GET("/v1/products", handleListProducts(d.Catalog))
-	e.GET("/v1/products/:sku", handleGetProduct(d.Catalog))
+	// Catalog reads: effective prices and availability, gzip, ETag and Cache-Control (catalog.go).
+	cr := catalogReader{cfg: cfg, prices: d.Prices, stock: d.Store.Availability}
+	gz := middleware.GzipWithConfig(middleware.GzipConfig{Level: 5, MinLength: 256})
+	e.GET("/v1/products", handleListProducts(d.Catalog, cr), gz)
+	e.GET("/v1/products/:sku", handleGetProduct(d.Catalog, cr), gz)
 
 	authed := func(scope string) []echo.MiddlewareFunc {
 		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), rateLimit(cfg, d.Store, d.Log)}
@@ -34,7 +37,16 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	e.POST("/v1/orders", handlePlaceOrder(cfg, d.Intake), append(placeMW, idempotent(cfg, d.Store, d.Log))...)
 	e.GET("/v1/orders/:id", handleGetOrder(d.OrderByID, d.DeadLetter, d.Store), authed(auth.ScopeOrdersRead)...)
 	// Catalog management.
-	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct), authed(auth.ScopeCatalogWrite)...)
+	e.PUT("/v1/products/:sku", handlePutProduct(cfg, d.Catalog, d.SaveProduct, d.Repriced), authed(auth.ScopeCatalogWrite)...)
+	// Promotions (promotions.go): scheduled, changed and ended by merchandisers.
+	if d.Promotions != nil {
+		e.POST("/v1/promotions", handleCreatePromotion(cfg, d.Promotions), authed(auth.ScopeCatalogWrite)...)
+		e.GET("/v1/promotions", handleListPromotions(d.Promotions), authed(auth.ScopeCatalogWrite)...)
+		e.GET("/v1/promotions/:id", handleGetPromotion(d.Promotions), authed(auth.ScopeCatalogWrite)...)
+		e.PATCH("/v1/promotions/:id", handleUpdatePromotion(cfg, d.Promotions), authed(auth.ScopeCatalogWrite)...)
+		e.DELETE("/v1/promotions/:id", handleEndPromotion(d.Promotions), authed(auth.ScopeCatalogWrite)...)
+		e.GET("/v1/reports/promotions", handlePromotionReport(d.Promotions), authed(auth.ScopeReportsRead)...)
+	}
 	// Warehouses without Kafka: the webhook bridge to inventory.stock (warehouse.go).
 	e.POST("/v1/warehouse/stock", handleWarehouseStock(cfg, d.Catalog, d.Warehouse), authed(auth.ScopeInventoryWrite)...)
 	// Sales figures for the shop's managers (reports.go).

@@ -31,6 +31,7 @@ type Config struct {
 	RateBurst        int
 	LowStock         int64 // at or below this, availability says low_stock
 	InventoryMaxAge  time.Duration
+	ProductsMaxAge   time.Duration // Cache-Control max-age of catalog reads (cut at the next price change)
 }
 
 // Store is the part of the Redis store the HTTP layer uses directly.
@@ -61,6 +62,9 @@ type Deps struct {
 	Warehouse   WarehouseDeps                                                         // POST /v1/warehouse/stock
 	SalesReport func(ctx context.Context, q SalesQuery) ([]SalesRow, error)           // GET /v1/reports/sales (Postgres aggregates)
 	SoldOut     SoldOutSKUs                                                           // the sold-out view, for the gate before the idempotency protocol
+	Prices      PriceTimelines                                                        // published price timelines (nil: no promotions)
+	Promotions  Promotions                                                            // /v1/promotions and the promotion report (nil: not served)
+	Repriced    func(ctx context.Context, sku string) error                           // republish a SKU's prices after its product changed
 	Checks      []Check
 	Draining    func() bool
 	Log         *slog.Logger
