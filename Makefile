@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disa
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_FLAGS ?= -count=1 -timeout 12m
 
-.PHONY: all build run test test-short bench vet lint clean
+.PHONY: all build run test test-short bench bench-e2e chaos vet lint clean
 
 all: build
 
@@ -34,6 +34,17 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/redisstore/ ./internal/event/ ./internal/inventorysync/
 	$(BIN)/orderctl bench intake --out docs/benchmarks.md
 	$(BIN)/orderctl bench worker --out docs/benchmarks.md
+	$(BIN)/orderctl bench ops --out docs/benchmarks.md
+
+## bench-e2e: the standard flash sale through every real process in a private environment, then
+## the issue's measurements (vs the naive design, accept-to-confirm, 2x overload, 5x burst);
+## writes the e2e section of docs/benchmarks.md, docs/e2e-*.svg and docs/e2e-*.json.
+bench-e2e: build
+	$(BIN)/orderctl bench e2e --out docs/benchmarks.md
+
+## chaos: every chaos scenario (scenarios/chaos-*.yaml) end to end; exits 1 if an invariant breaks.
+chaos: build
+	$(BIN)/orderctl chaos
 
 clean:
 	rm -rf $(BIN) $(DATA_DIR)

@@ -75,7 +75,9 @@ func (e *env) benchCmd() *cobra.Command {
 	intake.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s for every arm (0: 80% of each arm's saturation)")
 	intake.Flags().IntVar(&workers, "workers", 64, "requests kept in flight by the closed-loop runs")
 	intake.Flags().StringVar(&cpuProfile, "cpuprofile", "", "keep the CPU profile of the intake's closed-loop run at this path")
-	cmd.AddCommand(intake, e.benchWorkerCmd())
+	cmd.AddCommand(intake, e.benchWorkerCmd(), e.benchE2ECmd())
+	cmd.AddCommand(e.benchOpsCmd())
+	cmd.AddCommand(e.benchPromoCmd())
 	return cmd
 }
 

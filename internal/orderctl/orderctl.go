@@ -1,7 +1,8 @@
 // Package orderctl is the ops command line: keys, migrations, topics, the development broker,
 // demo data, and `dev`, which runs the whole pipeline locally (what `make run` calls).
 // Commands are built with spf13/cobra; every one has --help, and exit codes are stable:
-// 0 success, 1 failure, 2 bad usage, 3 a check found differences.
+// 0 success, 1 failure, 2 bad usage or bad input (an invalid import file), 3 a check found
+// differences, 4 the dead-letter re-drive refused records (loop guard).
 package orderctl
 
 import (
@@ -22,6 +23,8 @@ const (
 	ExitError = 1
 	ExitUsage = 2
 	ExitDiff  = 3
+	// ExitRefused: `dlq redrive` refused records re-driven --max-redrives times already.
+	ExitRefused = 4
 )
 
 // ExitError carries an exit code through cobra.
@@ -56,6 +59,7 @@ type Config struct {
 	config.Kafka
 	config.Log
 	Topology
+	CheckSources
 }
 
 // Topology sizes the topics orderctl provisions.
@@ -115,6 +119,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.dlqCmd(),
 		e.lagCmd(),
 		e.replayCmd(),
+		e.chaosCmd(),
+		e.loadCmd(),
+		e.checkCmd(),
+		e.catalogCmd(),
+		e.promoCmd(),
 	)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !isExit(err) && isUsage(err) {
