@@ -230,13 +230,7 @@ func (e *env) promoCreateCmd() *cobra.Command {
 			}
 			defer done()
 			stored, err := svc.Create(cmd.Context(), p)
-			if err != nil && !errors.Is(err, pricing.ErrNotPublished) {
-				return promoErr(err)
-			}
-			if perr := printPromos(e.stdout, f, stored); perr != nil {
-				return perr
-			}
-			return err
+			return e.printWritten(f, stored, err)
 		},
 	}
 	f.register(cmd, true)
@@ -266,13 +260,7 @@ func (e *env) promoUpdateCmd() *cobra.Command {
 				return err
 			}
 			stored, err := svc.Update(cmd.Context(), p)
-			if err != nil && !errors.Is(err, pricing.ErrNotPublished) {
-				return promoErr(err)
-			}
-			if perr := printPromos(e.stdout, f, stored); perr != nil {
-				return perr
-			}
-			return err
+			return e.printWritten(f, stored, err)
 		},
 	}
 	f.register(cmd, false)
@@ -295,17 +283,24 @@ func (e *env) promoEndCmd() *cobra.Command {
 			}
 			defer done()
 			p, err := svc.End(cmd.Context(), args[0])
-			if err != nil && !errors.Is(err, pricing.ErrNotPublished) {
-				return promoErr(err)
-			}
-			if perr := printPromos(e.stdout, f, p); perr != nil {
-				return perr
-			}
-			return err
+			return e.printWritten(f, p, err)
 		},
 	}
 	f.registerView(cmd)
 	return cmd
+}
+
+// printWritten finishes a command that stored a promotion: a store error is the command's error;
+// a promotion stored but whose prices could not be published yet (pricing.ErrNotPublished) is
+// printed and its error still returned, so the exit code tells.
+func (e *env) printWritten(f promoFlags, p promotion.Promotion, err error) error {
+	if err != nil && !errors.Is(err, pricing.ErrNotPublished) {
+		return promoErr(err)
+	}
+	if perr := printPromos(e.stdout, f, p); perr != nil {
+		return perr
+	}
+	return err
 }
 
 func (e *env) promoShowCmd() *cobra.Command {
