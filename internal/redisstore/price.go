@@ -82,37 +82,11 @@ func (s *Store) Prices(ctx context.Context, skus ...string) (map[string][]byte, 
 // the SKUs of each message; synced is called whenever the subscription is (re)established, since
 // messages sent while it was down are lost. It returns ctx's error.
 func (s *Store) SubscribePricesChanged(ctx context.Context, changed func(skus []string), synced func()) error {
-	ps := s.rdb.Subscribe(ctx, s.PricesChangedChannel())
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
-	defer ps.Close()
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, 30*time.Second)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	return s.subscribe(ctx, s.PricesChangedChannel(), func(payload string) {
+		if payload != "" {
+			changed(strings.Split(payload, ","))
 		}
-		if err != nil {
-			if isTimeout(err) {
-				continue
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				synced()
-			}
-		case *redis.Message:
-			if m.Payload != "" {
-				changed(strings.Split(m.Payload, ","))
-			}
-		}
-	}
+	}, synced)
 }
 
 // PromoCounters reads the counters of one promotion on one SKU: promotional units held or sold,

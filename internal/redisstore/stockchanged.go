@@ -39,7 +39,13 @@ func (s *Store) PublishStockChanged(ctx context.Context, skus ...string) error {
 // (re)established, because messages published while it was down are lost and the listener must
 // forget everything it cached. It returns ctx's error.
 func (s *Store) SubscribeStockChanged(ctx context.Context, changed func(sku string), synced func()) error {
-	ps := s.rdb.Subscribe(ctx, s.StockChangedChannel())
+	return s.subscribe(ctx, s.StockChangedChannel(), changed, synced)
+}
+
+// subscribe listens on channel until ctx ends, calling message with each payload and synced every
+// time the subscription is (re)established. It returns ctx's error.
+func (s *Store) subscribe(ctx context.Context, channel string, message func(payload string), synced func()) error {
+	ps := s.rdb.Subscribe(ctx, channel)
 	// A blocked receive does not watch ctx: closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
@@ -70,7 +76,7 @@ func (s *Store) SubscribeStockChanged(ctx context.Context, changed func(sku stri
 				synced()
 			}
 		case *redis.Message:
-			changed(m.Payload)
+			message(m.Payload)
 		}
 	}
 }
