@@ -37,6 +37,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 	"github.com/orderpipe/orderpipe/internal/topology"
+	"github.com/orderpipe/orderpipe/internal/workerbench"
 )
 
 // benchOpsCmd is `orderctl bench ops`: replay and re-drive throughput.
@@ -557,17 +558,7 @@ func (b *opsBench) prefillOrders(ctx context.Context, n int) error {
 	for i := range n {
 		sku := b.skus[i%len(b.skus)]
 		id := opsUUID()
-		p := event.OrderPlaced{
-			OrderID: id, PlacedAt: now, CustomerID: fmt.Sprintf("c-%d", i), Email: "buyer-" + id[:8] + "@example.com",
-			Priority: "standard", Currency: "EUR", Lines: []event.OrderLine{{LineNo: 1, SKU: sku, Name: sku, Quantity: 1, UnitPriceMinor: 1999, LineTotalMinor: 1999}},
-			SubtotalMinor: 1999, TotalMinor: 1999, Payment: event.Payment{Method: "card", Token: "tok_bench_" + id[:8]},
-			ShippingAddress: event.Address{Name: "Bench", Line1: "Street 1", City: "Berlin", PostalCode: "10115", Country: "DE"},
-			HoldDeadline:    now.Add(time.Hour), APIKeyID: "bench",
-		}
-		topic := event.TopicOrdersPlaced
-		if i%5 == 0 {
-			p.Priority, topic = "express", event.TopicOrdersPlacedPriority
-		}
+		p, topic := workerbench.Order(i, id, sku, now)
 		env, err := event.NewOrderPlaced("/bench", p)
 		if err != nil {
 			return err

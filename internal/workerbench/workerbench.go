@@ -285,17 +285,7 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 	for i := range n {
 		sku := skus[i%len(skus)]
 		id := uuidV4()
-		p := event.OrderPlaced{
-			OrderID: id, PlacedAt: now, CustomerID: fmt.Sprintf("c-%d", i), Email: "buyer@example.com",
-			Priority: "standard", Currency: "EUR", Lines: []event.OrderLine{{LineNo: 1, SKU: sku, Name: sku, Quantity: 1, UnitPriceMinor: 1999, LineTotalMinor: 1999}},
-			SubtotalMinor: 1999, TotalMinor: 1999, Payment: event.Payment{Method: "card", Token: "tok_bench_" + id[:8]},
-			ShippingAddress: event.Address{Name: "Bench", Line1: "Street 1", City: "Berlin", PostalCode: "10115", Country: "DE"},
-			HoldDeadline:    now.Add(time.Hour), APIKeyID: "bench",
-		}
-		topic := event.TopicOrdersPlaced
-		if i%5 == 0 {
-			p.Priority, topic = "express", event.TopicOrdersPlacedPriority
-		}
+		p, topic := Order(i, id, sku, now)
 		env, err := event.NewOrderPlaced("/bench", p)
 		if err != nil {
 			return err
@@ -323,6 +313,23 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 		return err
 	}
 	return firstErr
+}
+
+// Order is the i-th order of a benchmark's pre-filled topics: one unit of sku, every fifth one
+// express (on the priority topic). It returns the order and its topic.
+func Order(i int, id, sku string, now time.Time) (event.OrderPlaced, string) {
+	p := event.OrderPlaced{
+		OrderID: id, PlacedAt: now, CustomerID: fmt.Sprintf("c-%d", i), Email: "buyer-" + id[:8] + "@example.com",
+		Priority: "standard", Currency: "EUR", Lines: []event.OrderLine{{LineNo: 1, SKU: sku, Name: sku, Quantity: 1, UnitPriceMinor: 1999, LineTotalMinor: 1999}},
+		SubtotalMinor: 1999, TotalMinor: 1999, Payment: event.Payment{Method: "card", Token: "tok_bench_" + id[:8]},
+		ShippingAddress: event.Address{Name: "Bench", Line1: "Street 1", City: "Berlin", PostalCode: "10115", Country: "DE"},
+		HoldDeadline:    now.Add(time.Hour), APIKeyID: "bench",
+	}
+	topic := event.TopicOrdersPlaced
+	if i%5 == 0 {
+		p.Priority, topic = "express", event.TopicOrdersPlacedPriority
+	}
+	return p, topic
 }
 
 func rewind(ctx context.Context, brokers []string, group string) error {
