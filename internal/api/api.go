@@ -38,14 +38,8 @@ import (
 // (only -h is understood: everything else is configured by environment variables).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg Config
-	if config.WantsHelp(args) {
-		return config.Usage(stdout, "api", "the orderpipe intake API (HTTP, Echo)", &cfg)
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: the api is configured by environment variables (see -h)", args)
-	}
-	if err := config.Load(&cfg, getenv); err != nil {
-		return fmt.Errorf("configuration: %w", err)
+	if help, err := config.Setup(args, getenv, stdout, "api", "the api", "the orderpipe intake API (HTTP, Echo)", &cfg); help || err != nil {
+		return err
 	}
 	log := cfg.Logger(stdout, "api")
 

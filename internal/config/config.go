@@ -81,6 +81,22 @@ func Errorf(variable, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", variable, fmt.Sprintf(format, args...))
 }
 
+// Setup reads a process's command line and configuration: with -h (see WantsHelp) it prints
+// cfg's usage and returns help true; any other argument is an error; otherwise cfg is loaded from
+// getenv. noun names the process in the error, e.g. "the api".
+func Setup(args []string, getenv func(string) string, stdout io.Writer, program, noun, summary string, cfg any) (help bool, err error) {
+	if WantsHelp(args) {
+		return true, Usage(stdout, program, summary, cfg)
+	}
+	if len(args) > 0 {
+		return false, fmt.Errorf("unexpected arguments %q: %s is configured by environment variables (see -h)", args, noun)
+	}
+	if err := Load(cfg, getenv); err != nil {
+		return false, fmt.Errorf("configuration: %w", err)
+	}
+	return false, nil
+}
+
 // WantsHelp reports whether args ask for the usage listing.
 func WantsHelp(args []string) bool {
 	for _, a := range args {

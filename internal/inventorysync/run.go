@@ -2,7 +2,6 @@ package inventorysync
 
 import (
 	"context"
-	"fmt"
 	"github.com/orderpipe/orderpipe/internal/reaper"
 	"github.com/orderpipe/orderpipe/internal/reconcile"
 	"io"
@@ -29,14 +28,8 @@ const (
 // group. Configuration comes from environment variables (-h lists them).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg Config
-	if config.WantsHelp(args) {
-		return config.Usage(stdout, "inventory-sync", "applies warehouse stock events to Postgres and Redis (consumer group inventory-sync)", &cfg)
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: inventory-sync is configured by environment variables (see -h)", args)
-	}
-	if err := config.Load(&cfg, getenv); err != nil {
-		return fmt.Errorf("configuration: %w", err)
+	if help, err := config.Setup(args, getenv, stdout, "inventory-sync", "inventory-sync", "applies warehouse stock events to Postgres and Redis (consumer group inventory-sync)", &cfg); help || err != nil {
+		return err
 	}
 	log := cfg.Logger(stdout, "inventory-sync")
 	reg := prometheus.NewRegistry()

@@ -34,14 +34,8 @@ const (
 // commits and leaves the groups. Configuration comes from environment variables (-h lists them).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg Config
-	if config.WantsHelp(args) {
-		return config.Usage(stdout, "notifier", "e-mail per order and kind (group notifier) and sales figures (group reports), low priority", &cfg)
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: the notifier is configured by environment variables (see -h)", args)
-	}
-	if err := config.Load(&cfg, getenv); err != nil {
-		return fmt.Errorf("configuration: %w", err)
+	if help, err := config.Setup(args, getenv, stdout, "notifier", "the notifier", "e-mail per order and kind (group notifier) and sales figures (group reports), low priority", &cfg); help || err != nil {
+		return err
 	}
 	log := cfg.Logger(stdout, "notifier")
 	reg := prometheus.NewRegistry()

@@ -2,7 +2,6 @@ package orderworker
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strconv"
 
@@ -22,14 +21,8 @@ import (
 // group. Configuration comes from environment variables (-h lists them).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg Config
-	if config.WantsHelp(args) {
-		return config.Usage(stdout, "order-worker", "charges, decides and confirms accepted orders (consumer group order-worker)", &cfg)
-	}
-	if len(args) > 0 {
-		return fmt.Errorf("unexpected arguments %q: order-worker is configured by environment variables (see -h)", args)
-	}
-	if err := config.Load(&cfg, getenv); err != nil {
-		return fmt.Errorf("configuration: %w", err)
+	if help, err := config.Setup(args, getenv, stdout, "order-worker", "order-worker", "charges, decides and confirms accepted orders (consumer group order-worker)", &cfg); help || err != nil {
+		return err
 	}
 	log := cfg.Logger(stdout, "order-worker")
 	reg := prometheus.NewRegistry()
