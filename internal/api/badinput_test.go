@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -140,6 +141,24 @@ func TestRateLimitPerKey(t *testing.T) {
 		t.Fatalf("Retry-After %q, want a positive number of seconds", ra)
 	}
 	limited.problem(t)
+	// Redis said when the key's next request conforms (about 1s on): until then its requests are
+	// refused from memory, without a round trip, with what is left of the wait.
+	const again = 5
+	for i := range again {
+		r := b.place(t, uuid.NewString(), orderBody("FLT-OIL-2001", 1))
+		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("request %d after the refusal: %d, Retry-After %q; want 429, 1", i, r.status, r.header.Get("Retry-After"))
+		}
+	}
+	m := b.do(t, http.MethodGet, "/metrics", "", nil, nil)
+	for _, want := range []string{
+		`orderpipe_http_rate_limited_total{source="redis"} 1`,
+		fmt.Sprintf(`orderpipe_http_rate_limited_total{source="memory"} %d`, again),
+	} {
+		if !contains(m.body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	// The limit is per API key: another key is not affected.
 	if r := b.do(t, http.MethodGet, "/v1/orders/"+uuid.NewString(), b.reader, nil, nil); r.status != http.StatusNotFound {
 		t.Fatalf("other key: %d, want 404 (not limited)", r.status)

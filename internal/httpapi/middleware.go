@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,7 +16,7 @@ import (
 type metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
-	limited     prometheus.Counter
+	limited     *prometheus.CounterVec
 	soldOutGate prometheus.Counter
 }
 
@@ -33,10 +32,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "HTTP request latency by method and route template.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route"}),
-		limited: f.NewCounter(prometheus.CounterOpts{
+		limited: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderpipe_http_rate_limited_total",
-			Help: "Requests refused with 429 by the per-key rate limit.",
-		}),
+			Help: "Requests refused with 429 by the per-key rate limit, by where the refusal came from: redis (the shared limit said no) or memory (within the wait Redis gave for that key).",
+		}, []string{"source"}),
 		soldOutGate: f.NewCounter(prometheus.CounterOpts{
 			Name: "orderpipe_http_soldout_gate_total",
 			Help: "Orders refused with 409 by the sold-out gate before the idempotency protocol (SOLDOUT_GATE=before-idempotency).",
@@ -104,30 +103,6 @@ func requireKey(keys *auth.Keys, scope string) echo.MiddlewareFunc {
 				return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "The API key lacks the scope "+scope+".")
 			}
 			c.Set(keyCtxKey, key)
-			return next(c)
-		}
-	}
-}
-
-// rateLimit applies the per-key limit kept in Redis (GCRA, one key per API key, so it holds
-// across api instances and on Redis Cluster). If Redis cannot answer, the request passes: the
-// limit protects capacity, and the order path fails on its own when Redis is down.
-func rateLimit(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.RateLimit <= 0 {
-				return next(c)
-			}
-			ok, retry, err := store.Allow(c.Request().Context(), keyOf(c).ID, cfg.RateLimit, cfg.RateBurst)
-			if err != nil {
-				log.Warn("rate limit check failed; letting the request through", "err", err)
-				return next(c)
-			}
-			if !ok {
-				p := newProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests", "This API key is over its request rate; retry after the number of seconds in Retry-After.")
-				p.retryAfter = max(retry, time.Second)
-				return p
-			}
 			return next(c)
 		}
 	}

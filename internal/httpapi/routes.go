@@ -25,8 +25,9 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	e.GET("/v1/products", handleListProducts(d.Catalog, cr), gz)
 	e.GET("/v1/products/:sku", handleGetProduct(d.Catalog, cr), gz)
 
+	limit := rateLimit(cfg, d.Store, m, d.Log) // one denial memory for every route: the limit is per key
 	authed := func(scope string) []echo.MiddlewareFunc {
-		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), rateLimit(cfg, d.Store, d.Log)}
+		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), limit}
 	}
 	// Checkout. The sold-out gate runs before the idempotency protocol only when configured so
 	// (SOLDOUT_GATE=before-idempotency); by default the intake path checks it (soldoutgate.go).
