@@ -65,9 +65,10 @@
 //
 // # Priority lane
 //
-// With Config.PriorityTopic set, each batch lists priority records first, and after a batch with
-// priority records every other topic (retry topics included) is paused until the priority topic
-// is drained, but never for longer than Config.MaxStarve. Fetches are kept small (64 KiB per
+// With Config.PriorityTopic set, each batch lists priority records first, and while the priority
+// topic has a backlog (a batch's priority records were not the last ones in their partition) every
+// other topic (retry topics included) is paused until it is worked off, but never for longer than
+// Config.MaxStarve; priority records that the consumer keeps up with hold nothing back. Fetches are kept small (64 KiB per
 // partition, 512 KiB per request, compressed) so that a buffered backlog of standard records
 // delays priority records by one small fetch at most (lanes.go has the details).
 //
@@ -360,7 +361,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 			}
 		}
 		c.lanes = &lanes{cl: cl, priority: cfg.PriorityTopic, standard: standard, maxStarve: cfg.MaxStarve,
-			gauge: m.lanePaused.WithLabelValues(cfg.Group)}
+			gauge: m.lanePaused.WithLabelValues(cfg.Group), behind: make(map[int32]bool)}
 		c.lanes.gauge.Set(0)
 	}
 	return c, nil
@@ -429,19 +430,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 				slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("error", err))
 		})
 		recs := fetches.Records()
-		var hasPriority, hasStandard bool
+		var hasStandard bool
+		c.lanes.observe(fetches, c.cfg.MaxPollRecords)
 		if c.lanes.enabled() && len(recs) > 0 {
 			// Priority records first; each partition keeps its order.
 			slices.SortStableFunc(recs, func(a, b *kgo.Record) int {
 				return boolRank(a.Topic != c.cfg.PriorityTopic) - boolRank(b.Topic != c.cfg.PriorityTopic)
 			})
-			hasPriority = recs[0].Topic == c.cfg.PriorityTopic
 			hasStandard = recs[len(recs)-1].Topic != c.cfg.PriorityTopic
 		}
 		if len(recs) > 0 {
 			c.process(ctx, drainCtx, recs) // commits, including earlier commits that failed
 		}
-		c.lanes.afterPoll(time.Now(), hasPriority, hasStandard, idle && len(recs) == 0)
+		c.lanes.afterPoll(time.Now(), hasStandard, idle && len(recs) == 0)
 		c.cl.AllowRebalance()
 	}
 	c.log.LogAttrs(drainCtx, slog.LevelInfo, "consumer stopping", slog.String("group", c.cfg.Group))
@@ -594,6 +595,7 @@ func (c *Consumer) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]
 // forget drops the state of partitions this member no longer owns, resuming those it had paused
 // (a pause is client state: it would outlive the assignment).
 func (c *Consumer) forget(parts map[string][]int32) {
+	c.lanes.forget(parts)
 	c.mu.Lock()
 	resume := make(map[string][]int32)
 	for t, ps := range parts {

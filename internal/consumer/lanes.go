@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,15 +9,21 @@ import (
 )
 
 // lanes prefers the priority topic over every other topic the consumer reads (the standard lane:
-// the other source topics and the retry topics). It runs on the poll loop's goroutine only.
+// the other source topics and the retry topics). Its methods run on the poll loop's goroutine,
+// except forget (rebalance callbacks).
 //
-// After a batch with priority records the standard lane is paused (PauseFetchTopics); once a poll
-// waits out its timeout without any record (the priority topic is drained) it is resumed. (An
-// empty poll right after a pause is not a drained topic: it is the buffered standard records being
-// dropped.) A lane paused for
-// MaxStarve is resumed regardless, and stays resumed until a batch has carried standard records
-// (or another MaxStarve passed without any: the lane is empty), so it makes progress at least
-// about every MaxStarve while priority records keep coming.
+// The standard lane is paused (PauseFetchTopics) while the priority topic has more than a batch
+// waiting: a poll was filled with priority records, or returned priority records of a partition
+// whose high watermark, in that fetch, was past the last record returned. A poll whose priority
+// records were all there was resumes the lane, as does one that waits out its timeout without any
+// record. So priority records the consumer keeps up with (each batch takes all of them) never hold
+// standard records back; a burst of them does, until it is worked off. (An empty poll right after a pause is not a drained topic: it is
+// the buffered standard records being dropped.)
+//
+// A lane paused for MaxStarve is resumed regardless, and stays resumed until a batch has carried
+// standard records (an empty lane costs nothing resumed), so it makes progress about every
+// MaxStarve while a priority backlog lasts: MaxStarve, plus the time to work off the priority
+// records already fetched.
 //
 // Pausing a topic is client state, kept across rebalances. Records of a paused topic that were
 // already fetched but not polled are dropped from the buffer without moving the partition's
@@ -28,10 +35,13 @@ type lanes struct {
 	maxStarve time.Duration
 	gauge     prometheus.Gauge
 
+	mu     sync.Mutex
+	behind map[int32]bool // priority partition -> records past the last one polled, as last seen
+	full   bool           // the last poll with priority records returned as many as it could
+
 	paused   bool
 	pausedAt time.Time
 	breaking bool // resumed because the standard lane starved
-	breakAt  time.Time
 }
 
 func (l *lanes) enabled() bool { return l != nil && l.priority != "" }
@@ -40,29 +50,81 @@ func (l *lanes) enabled() bool { return l != nil && l.priority != "" }
 func (l *lanes) beforePoll(now time.Time) {
 	if l.enabled() && l.paused && now.Sub(l.pausedAt) >= l.maxStarve {
 		l.resume()
-		l.breaking, l.breakAt = true, now
+		l.breaking = true
 	}
 }
 
-// afterPoll updates the pause from what a poll returned; idle means it returned nothing because
-// its wait ran out.
-func (l *lanes) afterPoll(now time.Time, hasPriority, hasStandard, idle bool) {
+// observe notes whether a poll (of at most max records) left priority records behind: it was
+// filled with priority records, or a priority partition's high watermark in its fetch was past
+// the last record returned.
+func (l *lanes) observe(fetches kgo.Fetches, max int) {
 	if !l.enabled() {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Topic != l.priority || len(p.Records) == 0 {
+			return
+		}
+		n += len(p.Records)
+		last := p.Records[len(p.Records)-1].Offset
+		if p.HighWatermark > last+1 {
+			l.behind[p.Partition] = true
+		} else {
+			delete(l.behind, p.Partition)
+		}
+	})
+	if n > 0 {
+		l.full = n >= max
+	}
+}
+
+// forget drops the backlog of priority partitions this member no longer owns.
+func (l *lanes) forget(parts map[string][]int32) {
+	if !l.enabled() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range parts[l.priority] {
+		delete(l.behind, p)
+	}
+}
+
+// backlog reports whether a priority partition was behind when last seen; idle (a poll that
+// returned nothing because its wait ran out) means none is.
+func (l *lanes) backlog(idle bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idle {
+		clear(l.behind)
+		l.full = false
+	}
+	return l.full || len(l.behind) > 0
+}
+
+// afterPoll updates the pause from what a poll returned (observe has seen it); idle means it
+// returned nothing because its wait ran out.
+func (l *lanes) afterPoll(now time.Time, hasStandard, idle bool) {
+	if !l.enabled() {
+		return
+	}
+	backlog := l.backlog(idle)
 	switch {
 	case l.paused:
-		if idle || (!hasPriority && hasStandard) {
+		if !backlog {
 			l.resume()
 		}
 	case l.breaking:
-		if hasStandard || now.Sub(l.breakAt) >= l.maxStarve {
+		if hasStandard {
 			l.breaking = false
-			if hasPriority {
+			if backlog {
 				l.pause(now)
 			}
 		}
-	case hasPriority:
+	case backlog:
 		l.pause(now)
 	}
 }

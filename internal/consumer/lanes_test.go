@@ -73,19 +73,21 @@ func TestPriorityRecordsOvertakeTheStandardBacklog(t *testing.T) {
 	}
 }
 
-func TestStandardLaneProgressesWhilePriorityRecordsKeepComing(t *testing.T) {
+// Priority records arrive faster than the consumer handles them: the backlog never clears, and the
+// standard lane is paused but still moves about every MaxStarve.
+func TestStandardLaneProgressesWhileAPriorityBacklogLasts(t *testing.T) {
 	t.Parallel()
 	const group = "starve"
 	const maxStarve = 200 * time.Millisecond
 	b := setup(t, "std", "prio", event.DeadLetterTopic(group))
-	std := b.fillBig(t, "std", "s", 1000)
+	std := b.fillBig(t, "std", "s", 100)
 	h := newRecorder(nil)
-	h.delay = 3 * time.Millisecond
+	h.each = time.Millisecond // at most 1000 records/s
 	reg := prometheus.NewRegistry()
 	cfg := laneConfig(group)
 	cfg.MaxStarve, cfg.Registerer = maxStarve, reg
 
-	// Priority records arrive continuously for 2.5s.
+	// Priority records arrive continuously for 2.5s, 5 about every 3ms.
 	var prio []*kgo.Record
 	start := time.Now()
 	stop := time.Now().Add(2500 * time.Millisecond)
@@ -93,7 +95,10 @@ func TestStandardLaneProgressesWhilePriorityRecordsKeepComing(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := 0; time.Now().Before(stop); i++ {
-			recs := []*kgo.Record{bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))}
+			var recs []*kgo.Record
+			for j := range 5 {
+				recs = append(recs, bigRec("prio", int32((i+j)%3), fmt.Sprintf("p-%d-%d", i, j)))
+			}
 			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), recs...).FirstErr(); err != nil {
 				return
 			}
@@ -118,11 +123,13 @@ func TestStandardLaneProgressesWhilePriorityRecordsKeepComing(t *testing.T) {
 	}
 	h.waitDone(t, 30*time.Second, append(std, prio...))
 	if !pausedSeen {
-		t.Fatal("the standard lane was never paused while priority records kept coming")
+		t.Fatal("the standard lane was never paused while the priority backlog grew")
 	}
 
-	// While priority records kept coming, standard records were handled at least about every
-	// MaxStarve, and the lane was paused in between (gaps well above a batch's time).
+	// While the priority backlog lasted, standard records were handled about every MaxStarve (plus
+	// the time to work off the priority records already fetched), and the lane was paused in
+	// between (gaps well above a batch's time). Without the bound they would wait for the whole
+	// backlog: the 2.5s of arrivals and more.
 	var last time.Time
 	var maxGap time.Duration
 	var gaps int
@@ -143,11 +150,57 @@ func TestStandardLaneProgressesWhilePriorityRecordsKeepComing(t *testing.T) {
 	if last.IsZero() {
 		t.Fatal("no standard record handled while priority records kept coming")
 	}
-	if limit := maxStarve + 400*time.Millisecond; maxGap > limit {
+	if limit := maxStarve + 800*time.Millisecond; maxGap > limit {
 		t.Fatalf("longest wait of the standard lane: got %s, want at most %s", maxGap, limit)
 	}
 	if gaps == 0 {
 		t.Fatalf("standard records flowed without pauses (longest gap %s): priority was not preferred", maxGap)
+	}
+}
+
+// Priority records the consumer keeps up with hold nothing back: a standard backlog is worked off
+// while they trickle in, long before MaxStarve would have let it through.
+func TestPriorityTrickleHoldsNothingBack(t *testing.T) {
+	t.Parallel()
+	const group = "trickle"
+	b := setup(t, "std", "prio", event.DeadLetterTopic(group))
+	std := b.fillBig(t, "std", "s", 100) // 300 records
+	h := newRecorder(nil)
+	h.delay = 2 * time.Millisecond
+	cfg := laneConfig(group)
+	cfg.MaxStarve = time.Minute
+
+	// One priority record every 20ms for 3s: well below what the consumer handles, and never a
+	// gap long enough for a poll to wait out its timeout.
+	var prio []*kgo.Record
+	stop := time.Now().Add(3 * time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; time.Now().Before(stop); i++ {
+			r := bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))
+			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), r).FirstErr(); err != nil {
+				return
+			}
+			prio = append(prio, r)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	b.start(t, cfg, h)
+	<-done
+	h.waitDone(t, 30*time.Second, append(std, prio...))
+
+	var lastStd time.Time
+	for _, d := range h.done() {
+		if d.topic == "std" {
+			lastStd = d.at
+		}
+	}
+	t.Logf("standard backlog of %d worked off %s before the priority trickle ended", len(std), stop.Sub(lastStd).Round(time.Millisecond))
+	if !lastStd.Before(stop) {
+		t.Fatalf("the standard backlog was finished only %s after the trickle ended: a priority topic without a backlog held it back",
+			lastStd.Sub(stop).Round(time.Millisecond))
 	}
 }
 

@@ -226,6 +226,7 @@ type recorder struct {
 	calls  [][]string
 	fail   func(key string, attempt int) error // attempt counts this key's deliveries, from 1
 	delay  time.Duration                       // per handler call
+	each   time.Duration                       // per record, on top of delay
 	counts map[string]int
 }
 
@@ -234,8 +235,8 @@ func newRecorder(fail func(key string, attempt int) error) *recorder {
 }
 
 func (r *recorder) Handle(ctx context.Context, recs []*kgo.Record) []error {
-	if r.delay > 0 {
-		time.Sleep(r.delay)
+	if d := r.delay + r.each*time.Duration(len(recs)); d > 0 {
+		time.Sleep(d)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

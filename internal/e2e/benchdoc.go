@@ -122,7 +122,7 @@ func BenchSection(d BenchDoc) string {
 		}
 		p("\nSustainable rate: **%.0f/s**.\n\n", m.Sustainable)
 		p("Accept-to-confirm at %.0f orders/s: p50 / p90 / p99 / p99.9 / max = %s; standard orders %s; express orders %s; intake latency of those orders %s; %d accepted. "+
-			"Express orders go to `orders.placed.priority`, which order-worker strictly prefers: while it yields records the standard lane is polled only every `ORDER_WORKER_MAX_STARVE` (2 s), so with a steady trickle of express orders a standard order can wait up to that bound before its batch starts; the split above shows how much of the tail that is.\n\n",
+			"Express orders go to `orders.placed.priority`, which order-worker prefers: they come first in each batch, and while more of them wait than a batch takes the standard lane is paused (for at most `ORDER_WORKER_MAX_STARVE`, 2 s); the split above shows what that costs the standard orders.\n\n",
 			m.ConfirmRate, pct(m.AcceptToConfirm), pct(m.ConfirmStandard), pct(m.ConfirmExpress), pct(m.ConfirmIntake), m.ConfirmAccepted)
 		if ov := m.Overload; ov != nil {
 			p("Overload: rate limit %d/s; %.0f/s offered for %s (%.0f/s actually sent by the generator) between leads at %.0f/s. Statuses during the overload: %s; refusals by reason: %s. "+

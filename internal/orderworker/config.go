@@ -27,7 +27,7 @@ type Worker struct {
 	Concurrency     int             `env:"ORDER_WORKER_PAYMENT_CONCURRENCY" envDefault:"32" help:"parallel payment requests per batch"`
 	RetryInPlace    time.Duration   `env:"ORDER_WORKER_RETRY_IN_PLACE" envDefault:"10s" help:"how long a transient failure is retried in place before the record moves to a retry topic"`
 	RetryTiers      []time.Duration `env:"ORDER_WORKER_RETRY_TIERS" envDefault:"30s,5m" envSeparator:"," help:"delays of the retry topics order-worker.retry.1..N; after the last, the dead-letter topic"`
-	MaxStarve       time.Duration   `env:"ORDER_WORKER_MAX_STARVE" envDefault:"2s" help:"longest time the standard lane waits while express orders keep arriving"`
+	MaxStarve       time.Duration   `env:"ORDER_WORKER_MAX_STARVE" envDefault:"2s" help:"longest time the standard lane waits while an express backlog lasts"`
 	EventSource     string          `env:"ORDER_WORKER_EVENT_SOURCE" envDefault:"orderpipe/order-worker" help:"CloudEvents source of the outcome events"`
 	ShutdownTimeout time.Duration   `env:"WORKER_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"how long shutdown waits for the batch in hand to finish and commit"`
 }
