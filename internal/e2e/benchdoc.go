@@ -67,12 +67,16 @@ func BenchSection(d BenchDoc) string {
 			ratio, m.Pipeline.PerSecond, m.Naive.PerSecond, m.Pipeline.Oversold, m.Naive.Oversold, metStr(ratio >= 20 && m.Pipeline.Oversold == 0 && m.Naive.Oversold == 0 && m.Naive.Check == "passed"))
 		p("| accept-to-confirm p99 at 50%% of saturation (%.0f orders/s), payments 50-150 ms | < 500 ms | %s (p50 %s, n=%d) | %s |\n",
 			m.ConfirmRate, ms(m.AcceptToConfirm.P99), ms(m.AcceptToConfirm.P50), m.AcceptToConfirm.N, metStr(m.AcceptToConfirm.N > 0 && m.AcceptToConfirm.P99 < 500*time.Millisecond))
-		if ov := m.Overload; ov != nil {
-			p("| 2x overload (%.0f/s offered, twice the intake's saturation; rate limit %d/s) for %s: only deliberate 429/503 | no other 5xx, no lost answers | %d other 5xx, %d without an answer; statuses %s | %s |\n",
-				ov.OverloadRate, ov.RateLimit, ov.For, ov.Other5xx, ov.Unknown, sortedCounts(ov.Statuses, func(k int) string { return fmt.Sprint(k) }), metStr(ov.Other5xx == 0 && ov.Unknown == 0))
-			p("| 2x overload: refusals answered | p99 < 10 ms | p99 %s (n=%d) | %s |\n", ms(ov.Refusals.P99), ov.Refusals.N, metStr(ov.Refusals.N > 0 && ov.Refusals.P99 < 10*time.Millisecond))
-			p("| 2x overload: api memory (RSS from /proc) | bounded | %s before, %s at most, %s after | %s |\n", mb(ov.RSSBefore), mb(ov.RSSMax), mb(ov.RSSAfter), metStr(ov.RSSMax > 0 && ov.RSSMax < 4*max(ov.RSSBefore, 64<<20)))
-			p("| 2x overload: normal latency back after it | within 10 s | %s | %s |\n", recovered(ov), metStr(ov.Recovered && ov.RecoveredAfter <= 10*time.Second))
+		for _, ov := range []*Overload{m.Overload, m.Flood} {
+			if ov == nil {
+				continue
+			}
+			name := fmt.Sprintf("2x overload of %s", ov.Of)
+			p("| %s (%.0f/s offered; rate limit %d/s) for %s: only deliberate 429/503 | no other 5xx, no lost answers | %d other 5xx, %d without an answer; statuses %s | %s |\n",
+				name, ov.OverloadRate, ov.RateLimit, ov.For, ov.Other5xx, ov.Unknown, sortedCounts(ov.Statuses, func(k int) string { return fmt.Sprint(k) }), metStr(ov.Other5xx == 0 && ov.Unknown == 0))
+			p("| %s: refusals answered | p99 < 10 ms | p99 %s (n=%d) | %s |\n", name, ms(ov.Refusals.P99), ov.Refusals.N, metStr(ov.Refusals.N > 0 && ov.Refusals.P99 < 10*time.Millisecond))
+			p("| %s: api memory (RSS from /proc) | bounded | %s before, %s at most, %s after | %s |\n", name, mb(ov.RSSBefore), mb(ov.RSSMax), mb(ov.RSSAfter), metStr(ov.RSSMax > 0 && ov.RSSMax < 4*max(ov.RSSBefore, 64<<20)))
+			p("| %s: normal latency back after it | within 10 s | %s | %s |\n", name, recovered(ov), metStr(ov.Recovered && ov.RecoveredAfter <= 10*time.Second))
 		}
 		if c := m.CatchUp; c != nil {
 			p("| catch-up after a 5x burst of %s: critical groups' lag back to zero (under the continuing base load: back to the few records it keeps in flight, %d) | within 90 s | peak %d records, back %s | %s |\n",
@@ -92,7 +96,7 @@ func BenchSection(d BenchDoc) string {
 		p("  - **Saturation**: open-model steps of %s from 250/s growing 1.6x until one is not sustained, then one bisection step. A step is sustained when at least 99%% of the arrivals got a decision (202, or 409 out of stock), the generator sent at least 97%% of the schedule, and the decisions' p99 stays within 100 ms. Between two steps of the pipeline its consumers drain their backlog (up to 45 s), so each step starts idle. The **naive design** is the intake benchmark's baseline (per order one Postgres transaction locking the SKU row `FOR UPDATE`, checking, updating `allocated`, inserting the order; here extended to several lines, locked in SKU order), served by this process from a schema of the same private Postgres (16 connections) and driven by the same generator with the same orders.\n", m.SaturationStep)
 		p("  - **Worker capacity** is the highest 10-second average of orders decided per second (Postgres `decided_at`) while the workers drained a backlog with the intake idle. The **sustainable rate** is found end to end: holds of 15 s from 80%% of the smaller of the intake's saturation and the worker capacity, down in steps of 0.75x, until one where the critical groups keep up while intake, load generator and every consumer share the machine (at the end the order-worker and inventory-sync lag is at most 2 s of arrivals, and 90%% of the orders accepted in the first half of the hold were decided before it ended).\n")
 		p("  - **Accept-to-confirm** at 50%% of the sustainable rate for 30 s (after a 3 s ramp), payments 50-150 ms.\n")
-		p("  - **Overload**: the api's rate limit (`RATE_LIMIT_PER_SECOND`, one key as in a sale from one storefront) set to the sustainable rate, its admission control; 15 s at half of it, then the overload at **twice the intake's own saturation** (twice what the front door can decide per second, so the api, the load generator and everything else are flooded, not only the workers), then 20 s at half the sustainable rate again. Recovery is the first second after the overload from which every 5-second window's p99 of 202 answers (by sending time) stays within twice the lead-in's p99 (at least +5 ms). Memory is the api's VmRSS, sampled every 500 ms.\n")
+		p("  - **Overload**: the api's rate limit (`RATE_LIMIT_PER_SECOND`, one key as in a sale from one storefront) set to the sustainable rate, its admission control; 15 s at half of it, then the overload, then 20 s at half the sustainable rate again. It runs twice: at **twice the sustainable rate** (twice what the pipeline keeps up with, the same measure of saturation the accept-to-confirm target is stated against), and at **twice the intake's own saturation** (twice what the front door can decide per second, so the api, the load generator and everything else are flooded on these 2 CPUs, not only the workers). Recovery is the first second after the overload from which every 5-second window's p99 of 202 answers (by sending time) stays within twice the lead-in's p99 (at least +5 ms). Memory is the api's VmRSS, sampled every 500 ms.\n")
 		p("  - **Catch-up**: rate limit off; a base rate of 40%% of the sustainable rate, a 5x burst of %s (twice the sustainable rate: the backlog grows during it), then the base rate for 60 s; the lag of the critical groups (order-worker: both order topics and its retry topics; inventory-sync) is sampled every second. Under steady arrivals the lag is never exactly 0 (the records of the batch in flight), so \"back to zero\" is judged as back to the level the base rate keeps before the burst; the time until it is exactly 0 once arrivals stop is reported too.\n", m.CatchUp.burstOr())
 	}
 	for _, r := range d.Runs {
@@ -124,10 +128,13 @@ func BenchSection(d BenchDoc) string {
 		p("Accept-to-confirm at %.0f orders/s: p50 / p90 / p99 / p99.9 / max = %s; standard orders %s; express orders %s; intake latency of those orders %s; %d accepted. "+
 			"Express orders go to `orders.placed.priority`, which order-worker prefers: they come first in each batch, and while more of them wait than a batch takes the standard lane is paused (for at most `ORDER_WORKER_MAX_STARVE`, 2 s); the split above shows what that costs the standard orders.\n\n",
 			m.ConfirmRate, pct(m.AcceptToConfirm), pct(m.ConfirmStandard), pct(m.ConfirmExpress), pct(m.ConfirmIntake), m.ConfirmAccepted)
-		if ov := m.Overload; ov != nil {
-			p("Overload: rate limit %d/s; %.0f/s offered for %s (%.0f/s actually sent by the generator) between leads at %.0f/s. Statuses during the overload: %s; refusals by reason: %s. "+
+		for _, ov := range []*Overload{m.Overload, m.Flood} {
+			if ov == nil {
+				continue
+			}
+			p("Overload of %s: rate limit %d/s; %.0f/s offered for %s (%.0f/s actually sent by the generator) between leads at %.0f/s. Statuses during the overload: %s; refusals by reason: %s. "+
 				"Refusal latency %s. 202 latency during the overload %s; lead-in p99 of 202s %s. api RSS %s before, %s at most, %s after. %s.\n\n",
-				ov.RateLimit, ov.OverloadRate, ov.For, ov.Sent, ov.NormalRate, sortedCounts(ov.Statuses, func(k int) string { return fmt.Sprint(k) }),
+				ov.Of, ov.RateLimit, ov.OverloadRate, ov.For, ov.Sent, ov.NormalRate, sortedCounts(ov.Statuses, func(k int) string { return fmt.Sprint(k) }),
 				sortedCounts(ov.RefusalsByReason, func(k string) string { return k }), pct(ov.Refusals), pct(ov.AcceptedDuring), ms(ov.NormalP99), mb(ov.RSSBefore), mb(ov.RSSMax), mb(ov.RSSAfter), recovered(ov))
 			p("p99 of 202 answers per second of sending (every 5th second):\n\n| t | 202s | p99 |\n|---|---|---|\n")
 			for i, x := range ov.PerSecondP99 {
