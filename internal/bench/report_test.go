@@ -336,3 +336,18 @@ func TestRatioBounds(t *testing.T) {
 		}
 	}
 }
+
+// When the HTTP ceiling itself is below the naive-design target, the report says the target is out
+// of reach on this machine; when it is not, it says nothing of the kind.
+func TestMarkdownSaysWhenTheCeilingCapsTheNaiveRatio(t *testing.T) {
+	t.Parallel()
+	const note = "no intake served over the same HTTP stack could reach"
+	rep := fakeReport(nil, nil) // bare 10000/s, naive 200/s: 50x
+	if md := rep.Markdown(); strings.Contains(md, note) {
+		t.Fatalf("ceiling note although bare Echo is 50x the naive design:\n%s", md)
+	}
+	rep.arms[0].sat = fakeRun("search step", 3000, 1000, 202, time.Millisecond, 3000) // 15x
+	if md := rep.Markdown(); !strings.Contains(md, "reaches only 15.0x the naive design (3000 vs 200 orders/s): "+note+" 20x here") {
+		t.Fatalf("no ceiling note although bare Echo is 15x the naive design:\n%s", md)
+	}
+}
