@@ -527,6 +527,11 @@ func TestPromotionsAPI(t *testing.T) {
 	if pu, _ := o.promoUnits(t, "brakes-fixed", 4990, 3990); r.status != http.StatusAccepted || pu != 2 {
 		t.Fatalf("within the cap: %d %s", r.status, r.body)
 	}
+	// The catalog shows it as orders see it: nothing can be bought until the window ends.
+	b.waitShelf(t, "BRK-PAD-7003", "cap used up with refuse", func(s shelf) bool {
+		return s.EffectivePriceMinor == 3990 && s.PromotionID == "brakes-fixed" && s.PromotionRemaining != nil && *s.PromotionRemaining == 0 &&
+			s.Available != nil && *s.Available == 0 && s.Availability == "out_of_stock"
+	})
 
 	// PATCH: switch to base over the cap, raise it; the next order is split.
 	r = b.do(t, http.MethodPatch, "/v1/promotions/brakes-fixed", b.catalog, nil, mustJSON(map[string]any{"over_cap": "base", "stock_cap": 3}))
@@ -534,12 +539,21 @@ func TestPromotionsAPI(t *testing.T) {
 	if r.status != http.StatusOK || d.OverCap != "base" || d.StockCap != 3 {
 		t.Fatalf("patch: %d %s", r.status, r.body)
 	}
+	b.waitShelf(t, "BRK-PAD-7003", "one promotional unit left", func(s shelf) bool {
+		return s.EffectivePriceMinor == 3990 && s.PromotionID == "brakes-fixed" && s.PromotionRemaining != nil && *s.PromotionRemaining == 1 &&
+			s.Available != nil && *s.Available == 8
+	})
 	r = b.place(t, uuid.NewString(), customerOrder("c-2", "tok_visa_4242", "BRK-PAD-7003", 3))
 	o = acceptedOrder{}
 	r.json(t, &o)
 	if pu, all := o.promoUnits(t, "brakes-fixed", 4990, 3990); r.status != http.StatusAccepted || pu != 1 || all != 3 || len(o.Lines) != 2 {
 		t.Fatalf("split order: %d %s", r.status, r.body)
 	}
+	// Cap used up with base: the catalog shows the base price the next order pays.
+	b.waitShelf(t, "BRK-PAD-7003", "cap used up with base", func(s shelf) bool {
+		return s.EffectivePriceMinor == 4990 && s.PriceMinor == 4990 && s.PromotionID == "" && s.PromotionEndsAt == nil &&
+			s.PromotionRemaining == nil && s.Available != nil && *s.Available == 5
+	})
 	if r := b.do(t, http.MethodPatch, "/v1/promotions/nope", b.catalog, nil, mustJSON(map[string]any{"name": "x"})); r.status != http.StatusNotFound {
 		t.Fatalf("patch unknown: %d", r.status)
 	}
@@ -572,5 +586,37 @@ func TestPromotionsAPI(t *testing.T) {
 	}
 	if r := b.do(t, http.MethodGet, "/v1/promotions/brakes-fixed", b.catalog, nil, nil); r.status != http.StatusOK {
 		t.Fatalf("get: %d", r.status)
+	}
+}
+
+// shelf is a product as GET /v1/products/{sku} shows it.
+type shelf struct {
+	PriceMinor          int64      `json:"price_minor"`
+	EffectivePriceMinor int64      `json:"effective_price_minor"`
+	PromotionID         string     `json:"promotion_id"`
+	PromotionEndsAt     *time.Time `json:"promotion_ends_at"`
+	PromotionRemaining  *int64     `json:"promotion_remaining"`
+	Available           *int64     `json:"available"`
+	Availability        string     `json:"availability"`
+}
+
+// waitShelf reads the product until ok accepts it (the api's price cache follows a promotion
+// change through pub/sub, so right after one it may still show the previous timeline).
+func (b *bundle) waitShelf(t *testing.T, sku, what string, ok func(shelf) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := b.do(t, http.MethodGet, "/v1/products/"+sku, "", nil, nil)
+		var s shelf
+		if r.status == http.StatusOK {
+			r.json(t, &s)
+			if ok(s) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: catalog shows %d %s", what, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

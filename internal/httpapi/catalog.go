@@ -33,6 +33,7 @@ type ProductView struct {
 	EffectivePriceMinor int64      `json:"effective_price_minor"`
 	PromotionID         string     `json:"promotion_id,omitempty"`
 	PromotionEndsAt     *time.Time `json:"promotion_ends_at,omitempty"`
+	PromotionRemaining  *int64     `json:"promotion_remaining,omitempty"`
 	Available           *int64     `json:"available"`
 	Availability        string     `json:"availability"`
 }
@@ -41,7 +42,7 @@ type ProductView struct {
 var productFields = map[string]bool{
 	"sku": true, "name": true, "category": true, "brand": true, "price_minor": true, "currency": true,
 	"active": true, "effective_price_minor": true, "promotion_id": true, "promotion_ends_at": true,
-	"available": true, "availability": true,
+	"promotion_remaining": true, "available": true, "availability": true,
 }
 
 // PriceTimelines are the published price timelines (pricing.Cache).
@@ -51,27 +52,53 @@ type PriceTimelines interface {
 
 // catalogReader builds product views; shared by the list and the single-product read.
 type catalogReader struct {
-	cfg    Config
-	prices PriceTimelines // nil: no promotions
-	stock  func(ctx context.Context, sku string) (redisstore.Stock, error)
+	cfg       Config
+	prices    PriceTimelines // nil: no promotions
+	stock     func(ctx context.Context, sku string) (redisstore.Stock, error)
+	promoSold func(ctx context.Context, sku, promotionID string) (int64, error)
 }
 
 // view renders p at now and returns the next instant its price changes (zero: none known).
+//
+// Under a promotion with a stock cap it reads the units sold against the cap and shows what is
+// left (promotion_remaining). Once the cap is used up, the product reads as orders are priced: a
+// promotion with over_cap "base" no longer prices it (the base price, no promotion fields), and
+// one with over_cap "refuse" refuses every order until its window ends (available 0,
+// out_of_stock). If the count cannot be read, the promotional view is shown.
 func (r catalogReader) view(ctx context.Context, p catalog.Product, now time.Time) (ProductView, time.Time) {
 	v := ProductView{
 		SKU: p.SKU, Name: p.Name, Category: p.Category, Brand: p.Brand, PriceMinor: p.PriceMinor,
 		Currency: p.Currency, Active: p.Active, EffectivePriceMinor: p.PriceMinor, Availability: "unknown",
 	}
 	var next time.Time
+	capRefuses := false
 	if r.prices != nil {
 		if e, ok := r.prices.Entry(p.SKU); ok {
 			if w, ok := e.At(now); ok {
 				v.EffectivePriceMinor, v.PromotionID = w.PriceMinor, w.PromotionID
 				ends := w.Ends()
 				v.PromotionEndsAt = &ends
+				if w.StockCap > 0 && r.promoSold != nil {
+					if sold, err := r.promoSold(ctx, p.SKU, w.PromotionID); err == nil {
+						left := max(w.StockCap-sold, 0)
+						v.PromotionRemaining = &left
+						switch {
+						case left > 0:
+						case w.OverCap == promotion.OverCapRefuse:
+							capRefuses = true
+						default:
+							v.EffectivePriceMinor, v.PromotionID, v.PromotionEndsAt, v.PromotionRemaining = p.PriceMinor, "", nil, nil
+						}
+					}
+				}
 			}
 			next, _ = e.NextBoundary(now)
 		}
+	}
+	if capRefuses {
+		none := int64(0)
+		v.Available, v.Availability = &none, "out_of_stock"
+		return v, next
 	}
 	if st, err := r.stock(ctx, p.SKU); err == nil && st.Known {
 		n := max(st.ATP, 0)

@@ -20,7 +20,7 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	// Public reads: no auth (CDN-friendly).
 	e.GET("/v1/inventory/:sku", handleInventory(cfg, d.Catalog, d.Store))
 	// Catalog reads: effective prices and availability, gzip, ETag and Cache-Control (catalog.go).
-	cr := catalogReader{cfg: cfg, prices: d.Prices, stock: d.Store.Availability}
+	cr := catalogReader{cfg: cfg, prices: d.Prices, stock: d.Store.Availability, promoSold: d.Store.PromoSold}
 	gz := middleware.GzipWithConfig(middleware.GzipConfig{Level: 5, MinLength: 256})
 	e.GET("/v1/products", handleListProducts(d.Catalog, cr), gz)
 	e.GET("/v1/products/:sku", handleGetProduct(d.Catalog, cr), gz)

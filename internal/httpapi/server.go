@@ -42,6 +42,7 @@ type Store interface {
 	Allow(ctx context.Context, scope string, ratePerSec, burst int) (bool, time.Duration, error)
 	Availability(ctx context.Context, sku string) (redisstore.Stock, error)
 	PendingOrder(ctx context.Context, orderID string) ([]byte, bool, error)
+	PromoSold(ctx context.Context, sku, promotionID string) (int64, error)
 }
 
 // Check is one readiness check.

@@ -89,6 +89,22 @@ func (s *Store) SubscribePricesChanged(ctx context.Context, changed func(skus []
 	}, synced)
 }
 
+// PromoSold reads how many units of sku are held or sold at promotionID's price (0 before the
+// first). The catalog reads it to show what is left under a promotion's stock cap.
+func (s *Store) PromoSold(ctx context.Context, sku, promotionID string) (int64, error) {
+	if err := checkSKU(sku); err != nil {
+		return 0, err
+	}
+	n, err := s.rdb.HGet(ctx, s.promoKey(sku, promotionID), "sold").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("promotion %s units sold of %s: %w", promotionID, sku, classify(err))
+	}
+	return n, nil
+}
+
 // PromoCounters reads the counters of one promotion on one SKU: promotional units held or sold,
 // and per customer.
 func (s *Store) PromoCounters(ctx context.Context, sku, promotionID string) (sold int64, customers map[string]int64, err error) {
