@@ -363,7 +363,7 @@ func (p *Processor) orderShipped(o postgres.ShippedOrder) (event.Envelope, error
 	}
 	for _, l := range o.Lines {
 		d.Lines = append(d.Lines, event.OrderLine{LineNo: l.LineNo, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
-			UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: int64(l.Quantity) * l.UnitPriceMinor})
+			UnitPriceMinor: l.UnitPriceMinor, LineTotalMinor: int64(l.Quantity) * l.UnitPriceMinor, PromotionID: l.PromotionID})
 	}
 	env, err := event.NewEnvelope(p.source, o.ID, d.ShippedAt, d)
 	if err != nil {

@@ -186,17 +186,26 @@ func (s *stack) stock(t *testing.T, sku string) stockRow {
 // Postgres, confirm the hold. lines are (sku, qty) pairs.
 func (s *stack) confirm(t *testing.T, lines ...any) string {
 	t.Helper()
+	var ls []postgres.OrderLine
+	for i := 0; i+1 < len(lines); i += 2 {
+		sku, qty := lines[i].(string), lines[i+1].(int)
+		ls = append(ls, postgres.OrderLine{LineNo: i/2 + 1, SKU: sku, Name: "Part " + sku, Quantity: qty, UnitPriceMinor: 1000})
+	}
+	return s.confirmLines(t, ls...)
+}
+
+// confirmLines is confirm with the order's lines as given (one line per SKU).
+func (s *stack) confirmLines(t *testing.T, lines ...postgres.OrderLine) string {
+	t.Helper()
 	ctx := t.Context()
 	id := uuid.NewString()
 	o := postgres.Order{ID: id, Status: "confirmed", CustomerID: "c-1", Email: "buyer@example.com", Priority: "standard", Currency: "EUR",
 		ShippingAddress: json.RawMessage(`{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}`),
-		PlacedAt:        time.Now().UTC().Truncate(time.Microsecond), HoldDeadline: time.Now().Add(time.Hour)}
+		PlacedAt:        time.Now().UTC().Truncate(time.Microsecond), HoldDeadline: time.Now().Add(time.Hour), Lines: lines}
 	var rl []redisstore.Line
-	for i := 0; i+1 < len(lines); i += 2 {
-		sku, qty := lines[i].(string), lines[i+1].(int)
-		o.Lines = append(o.Lines, postgres.OrderLine{LineNo: i/2 + 1, SKU: sku, Name: "Part " + sku, Quantity: qty, UnitPriceMinor: 1000})
-		o.SubtotalMinor += int64(qty) * 1000
-		rl = append(rl, redisstore.Line{SKU: sku, Qty: int64(qty)})
+	for _, l := range lines {
+		o.SubtotalMinor += int64(l.Quantity) * l.UnitPriceMinor
+		rl = append(rl, redisstore.Line{SKU: l.SKU, Qty: int64(l.Quantity)})
 	}
 	o.TotalMinor = o.SubtotalMinor
 	if _, err := s.redis.Reserve(ctx, id, rl, o.HoldDeadline); err != nil {
