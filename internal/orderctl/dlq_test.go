@@ -15,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
@@ -339,6 +341,87 @@ func TestDLQRedriveInterruptedResumes(t *testing.T) {
 		if count[d.key] != 1 {
 			t.Fatalf("%s re-driven %d times, want once (all: %v)", d.key, count[d.key], count)
 		}
+	}
+}
+
+// The broker failing part of a re-drive batch (one partition of the source topic refuses its
+// records while the others take theirs): the run stops with exit 1 and commits progress only up to
+// the first failed dead letter of each dead-letter partition; the same command run again sends the
+// rest. Nothing is lost, and the only copies are the records that the broker took in the failed
+// batch after a failed one of their dead-letter partition: sent again, with their event ids (the
+// consumers claim by event id, so they do nothing twice). That is the documented window of at most
+// one batch.
+func TestDLQRedriveBrokerFailureMidBatch(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.Kafka(t)
+	now := time.Now()
+	var dls []dlqFixture
+	for i := range 12 {
+		key := fmt.Sprintf("ord-%02d", i)
+		dls = append(dls, dlqFixture{part: int32(i % 3), key: key, class: "transient", attempts: 3, srcPart: 0, srcOffset: int64(i),
+			value: fmt.Sprintf(`{"id":%q}`, key), headers: []kgo.RecordHeader{{Key: "ce_id", Value: []byte("evt-" + key)}}})
+	}
+	produceDeadLetters(t, cluster, now, dls...)
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ",")}
+	getenv := func(k string) string { return env[k] }
+
+	const victim = 0
+	fault := cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.TopicOrdersPlaced, Partitions: []int32{victim},
+		Err: kerr.InvalidRecord, Count: -1})
+	var first bytes.Buffer
+	err := orderctl.Run(t.Context(), []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "12"}, getenv, &first)
+	fault.Remove()
+	if orderctl.Code(err) != orderctl.ExitError || !strings.Contains(first.String(), "run the same command again to continue") {
+		t.Fatalf("run with a failing partition: exit %d (%v), want 1 and a hint to run again\n%s", orderctl.Code(err), err, first.String())
+	}
+	firstRun := map[string]bool{}
+	for _, r := range testenv.Records(t, cluster, event.TopicOrdersPlaced) {
+		if r.Partition == victim {
+			t.Fatalf("%s reached the failing partition %d", r.Key, victim)
+		}
+		firstRun[string(r.Key)] = true
+	}
+	if len(firstRun) == 0 || len(firstRun) == len(dls) {
+		t.Fatalf("the failing run published %d of %d records: the fault did not split the batch", len(firstRun), len(dls))
+	}
+
+	var second bytes.Buffer
+	if err := orderctl.Run(t.Context(), []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "12"}, getenv, &second); err != nil {
+		t.Fatalf("run after the fault: %v\n%s", err, second.String())
+	}
+	count, dest := map[string]int{}, map[string]int32{}
+	for _, r := range testenv.Records(t, cluster, event.TopicOrdersPlaced) {
+		k := string(r.Key)
+		count[k]++
+		dest[k] = r.Partition
+		if id := dlqHeader(r, "ce_id"); id != "evt-"+k {
+			t.Fatalf("a copy of %s has event id %q, want evt-%s", k, id, k)
+		}
+	}
+	// Per dead-letter partition, in offset order: after its first record bound for the failing
+	// partition, the records the broker took were committed past by nobody and are sent again.
+	dups := 0
+	failedBefore := map[int32]bool{}
+	for p := range int32(3) {
+		for _, d := range dls {
+			if d.part != p {
+				continue
+			}
+			want := 1
+			if dest[d.key] == victim {
+				failedBefore[p] = true
+			} else if failedBefore[p] {
+				want = 2
+				dups++
+			}
+			if count[d.key] != want {
+				t.Fatalf("%s (dead-letter partition %d, to partition %d) published %d times, want %d (all: %v)", d.key, d.part, dest[d.key], count[d.key], want, count)
+			}
+		}
+	}
+	t.Logf("%d of %d records published twice after the failed batch", dups, len(dls))
+	if dups == 0 {
+		t.Fatal("no record was taken after a failed one of its dead-letter partition: the test does not reach the duplicate window")
 	}
 }
 
