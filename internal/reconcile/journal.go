@@ -27,9 +27,19 @@ import (
 // journalOrder is one order read from the journal.
 type journalOrder struct {
 	ID       string
+	Customer string
 	Lines    map[string]int64 // SKU -> units
+	Promo    map[string]promoUnits
 	Deadline time.Time
 	Parked   bool // read from the dead-letter topic
+}
+
+// promoUnits are the units of one SKU of an order sold under a promotion: the api may split a
+// line into a promotional and a base-price line of the same SKU, and the hold (one per order and
+// SKU) counts the promotional ones against the promotion.
+type promoUnits struct {
+	ID    string
+	Units int64
 }
 
 // journalStats say what was read.
@@ -188,9 +198,20 @@ func addOrder(orders map[string]*journalOrder, r *kgo.Record, parked bool, v *ev
 	}
 	o, ok := orders[p.OrderID]
 	if !ok {
-		o = &journalOrder{ID: p.OrderID, Lines: map[string]int64{}, Deadline: p.HoldDeadline, Parked: parked}
+		o = &journalOrder{ID: p.OrderID, Customer: p.CustomerID, Lines: map[string]int64{}, Deadline: p.HoldDeadline, Parked: parked}
 		for _, l := range p.Lines {
 			o.Lines[l.SKU] += int64(l.Quantity)
+			if l.PromotionID == "" {
+				continue
+			}
+			if o.Promo == nil {
+				o.Promo = map[string]promoUnits{}
+			}
+			// One promotion per SKU and order (reserve.lua counts one); a line under another
+			// one never happens and counts nothing.
+			if pu, ok := o.Promo[l.SKU]; !ok || pu.ID == l.PromotionID {
+				o.Promo[l.SKU] = promoUnits{ID: l.PromotionID, Units: pu.Units + int64(l.Quantity)}
+			}
 		}
 		orders[p.OrderID] = o
 		return true

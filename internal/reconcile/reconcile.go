@@ -3,7 +3,9 @@
 // compares every SKU, exports the drift as metrics, repairs drift that is stable (not an update
 // in flight), and rebuilds the SKUs Redis lost (flushed, or restarted empty) from Postgres plus the
 // journal of the orders still in flight: the placed-order topics beyond order-worker's committed
-// offsets, its retry topics and its dead-letter topic (see journal.go and docs/stock.md).
+// offsets, its retry topics and its dead-letter topic (see journal.go and docs/stock.md). A
+// rebuild recreates the counters, the lost holds and the counters of the SKU's promotions (stock
+// cap and per-customer limit, docs/promotions.md) together.
 //
 // Every write is one Lua script in the SKU's {SKU} slot, run while the SKU's Postgres stock row
 // is locked, so several reconcilers (and order-workers) may run at once.
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -59,7 +62,8 @@ func (s *Settings) Validate() error {
 type Store interface {
 	ObserveStock(ctx context.Context, skus []string) (map[string]redisstore.Observed, error)
 	RepairStock(ctx context.Context, sku string, truth int64, expectSum *int64, marks map[string]int64) (redisstore.Repaired, error)
-	RebuildStock(ctx context.Context, sku string, truth int64, marks map[string]int64, holds []redisstore.RebuildHold, now time.Time) (redisstore.Rebuilt, error)
+	RebuildStock(ctx context.Context, sku string, truth int64, marks map[string]int64, holds []redisstore.RebuildHold, promos []redisstore.RebuildPromo, now time.Time) (redisstore.Rebuilt, error)
+	EndedTTL() time.Duration
 	Release(ctx context.Context, orderID string, skus []string) ([]redisstore.HoldResult, error)
 	PublishStockChanged(ctx context.Context, skus ...string) error
 }
@@ -226,11 +230,12 @@ type Result struct {
 
 // RebuiltSKU is a SKU whose counters were recreated.
 type RebuiltSKU struct {
-	SKU     string `json:"sku"`
-	ATP     int64  `json:"atp"` // negative: more units were promised than Postgres has; the guard decides
-	Held    int64  `json:"held"`
-	Holds   int    `json:"holds"`   // re-created
-	Expired int    `json:"expired"` // past their deadline, ended as expired
+	SKU        string `json:"sku"`
+	ATP        int64  `json:"atp"` // negative: more units were promised than Postgres has; the guard decides
+	Held       int64  `json:"held"`
+	Holds      int    `json:"holds"`                // re-created
+	Expired    int    `json:"expired"`              // past their deadline, ended as expired
+	Promotions int    `json:"promotions,omitempty"` // promotions whose counters were rebuilt
 }
 
 // RepairedSKU is a SKU whose counters were set from the truth.
@@ -405,12 +410,20 @@ func sortResult(res *Result) {
 	slices.Sort(res.Unsettled)
 }
 
-// rebuild recreates the counters of the SKUs Redis lost, with the holds of the orders in flight.
+// rebuild recreates the counters of the SKUs Redis lost, with the holds of the orders in flight
+// and the counters of the SKUs' promotions (stock cap, per-customer limit).
 func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) error {
 	orders, st, err := readJournal(ctx, r.d.Brokers, r.d.ClientID, r.d.Group, r.d.Validator)
 	if err != nil {
 		return err
 	}
+	now := r.d.Now()
+	// The promotions whose counters may still exist: the others' would have expired already.
+	ends, err := promoEnds(ctx, r.d.Pool, now.Add(-r.d.Store.EndedTTL()))
+	if err != nil {
+		return err
+	}
+	live := slices.Sorted(maps.Keys(ends))
 	js := &JournalStats{Records: st.Records, Orders: st.Orders, DeadLetter: st.DeadLetter}
 	res.Journal = js
 	bySKU := map[string][]*journalOrder{}
@@ -422,7 +435,6 @@ func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) er
 			bySKU[sku] = append(bySKU[sku], o)
 		}
 	}
-	now := r.d.Now()
 	held := map[string][]string{} // order -> SKUs whose hold this rebuild gave back
 	var mu sync.Mutex             // guards res, js, held and errs
 	var errs []error
@@ -441,14 +453,21 @@ func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) er
 			var holds []redisstore.RebuildHold
 			for _, o := range cands {
 				if _, ok := done[o.ID]; !ok {
-					holds = append(holds, redisstore.RebuildHold{OrderID: o.ID, Qty: o.Lines[s.SKU], Deadline: o.Deadline})
+					pu := o.Promo[s.SKU]
+					holds = append(holds, redisstore.RebuildHold{OrderID: o.ID, Qty: o.Lines[s.SKU], Deadline: o.Deadline,
+						PromotionID: pu.ID, PromoQty: min(pu.Units, o.Lines[s.SKU]), Customer: o.Customer})
 				}
 			}
 			mk, err := marks(ctx, tx, s.SKU)
 			if err != nil {
 				return err
 			}
-			out, err := r.d.Store.RebuildStock(ctx, s.SKU, l.free(), mk, holds, now)
+			sold, err := promoSold(ctx, tx, s.SKU, live)
+			if err != nil {
+				return err
+			}
+			promos := rebuildPromos(sold, holds, ends)
+			out, err := r.d.Store.RebuildStock(ctx, s.SKU, l.free(), mk, holds, promos, now)
 			if err != nil || !out.Done {
 				return err // !Done: another reconciler rebuilt it first
 			}
@@ -461,7 +480,7 @@ func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) er
 				}
 			}
 			js.Held += out.Created
-			res.Rebuilt = append(res.Rebuilt, RebuiltSKU{SKU: s.SKU, ATP: out.ATP, Held: out.Held, Holds: out.Created, Expired: out.Expired})
+			res.Rebuilt = append(res.Rebuilt, RebuiltSKU{SKU: s.SKU, ATP: out.ATP, Held: out.Held, Holds: out.Created, Expired: out.Expired, Promotions: out.Promotions})
 			r.m.actions.WithLabelValues("rebuilt").Inc()
 			r.m.holds.WithLabelValues("held").Add(float64(out.Created))
 			r.m.holds.WithLabelValues("expired").Add(float64(out.Expired))
@@ -470,7 +489,8 @@ func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) er
 				r.d.Log.Warn("rebuilt SKU is promised beyond its stock; the Postgres guard decides which orders get it",
 					"sku", s.SKU, "atp", out.ATP, "held", out.Held, "on_hand", l.OnHand, "allocated", l.Allocated)
 			}
-			r.d.Log.Info("stock rebuilt", "sku", s.SKU, "atp", out.ATP, "held", out.Held, "holds", out.Created, "expired", out.Expired)
+			r.d.Log.Info("stock rebuilt", "sku", s.SKU, "atp", out.ATP, "held", out.Held, "holds", out.Created, "expired", out.Expired,
+				"promotions", out.Promotions)
 			return nil
 		})
 		if err != nil {
@@ -510,6 +530,31 @@ func (r *Reconciler) rebuild(ctx context.Context, missing []SKU, res *Result) er
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rebuildPromos are the promotions whose counters a SKU's rebuild recreates: those with
+// promotional units in orders Postgres decided and did not cancel (sold: promotion -> customer ->
+// units) or in the holds given back, among the promotions whose counters may still exist (ends).
+// A hold under a promotion that ended long ago keeps its units but counts against nothing.
+func rebuildPromos(sold map[string]map[string]int64, holds []redisstore.RebuildHold, ends map[string]time.Time) []redisstore.RebuildPromo {
+	ids := map[string]bool{}
+	for id := range sold {
+		ids[id] = true
+	}
+	for _, h := range holds {
+		if h.PromoQty > 0 {
+			ids[h.PromotionID] = true
+		}
+	}
+	var out []redisstore.RebuildPromo
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		end, ok := ends[id]
+		if !ok {
+			continue
+		}
+		out = append(out, redisstore.RebuildPromo{ID: id, End: end, Customers: sold[id]})
+	}
+	return out
 }
 
 // Run reconciles every interval (Settings.ReconcileInterval; 0 disables) until ctx ends: Repair

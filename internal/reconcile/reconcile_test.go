@@ -200,22 +200,38 @@ type placedOrder struct {
 	id       string
 	lines    map[string]int
 	deadline time.Time
+	customer string         // "" is c-1
+	promoID  string         // the promotion of promo's units
+	promo    map[string]int // SKU -> units of lines[SKU] sold under promoID (a line of their own)
 }
 
 func (b *bundle) orderRecord(t testing.TB, topic string, o placedOrder) *kgo.Record {
 	t.Helper()
+	customer := o.customer
+	if customer == "" {
+		customer = "c-1"
+	}
 	p := event.OrderPlaced{
-		OrderID: o.id, PlacedAt: time.Now().UTC().Truncate(time.Millisecond), CustomerID: "c-1", Email: "buyer@example.com",
+		OrderID: o.id, PlacedAt: time.Now().UTC().Truncate(time.Millisecond), CustomerID: customer, Email: "buyer@example.com",
 		Priority: "standard", Currency: "EUR", Payment: event.Payment{Method: "card", Token: "tok_visa"},
 		ShippingAddress: event.Address{Name: "Ada", Line1: "Hauptstr. 1", City: "Berlin", PostalCode: "10115", Country: "DE"},
 		HoldDeadline:    o.deadline.UTC().Truncate(time.Millisecond), APIKeyID: "k_test",
 	}
 	n := 0
-	for _, sku := range slices.Sorted(maps.Keys(o.lines)) {
-		q := o.lines[sku]
+	add := func(sku string, q int, price int64, promoID string) {
 		n++
-		p.Lines = append(p.Lines, event.OrderLine{LineNo: n, SKU: sku, Name: "Part", Quantity: q, UnitPriceMinor: 1000, LineTotalMinor: int64(q) * 1000})
-		p.SubtotalMinor += int64(q) * 1000
+		p.Lines = append(p.Lines, event.OrderLine{LineNo: n, SKU: sku, Name: "Part", Quantity: q, UnitPriceMinor: price,
+			LineTotalMinor: int64(q) * price, PromotionID: promoID})
+		p.SubtotalMinor += int64(q) * price
+	}
+	for _, sku := range slices.Sorted(maps.Keys(o.lines)) {
+		q, pu := o.lines[sku], o.promo[sku]
+		if pu > 0 { // promotional units first, as the api splits a line
+			add(sku, pu, 700, o.promoID)
+		}
+		if q > pu {
+			add(sku, q-pu, 1000, "")
+		}
 	}
 	p.TotalMinor = p.SubtotalMinor
 	env, err := event.NewOrderPlaced("orderpipe/test", p)

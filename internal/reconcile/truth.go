@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -99,6 +100,61 @@ func marks(ctx context.Context, tx pgx.Tx, sku string) (map[string]int64, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stock event marks of %s: %w", sku, err)
+	}
+	return out, nil
+}
+
+// promoEnds returns the end (ends_at, or ended_at when ended earlier) of every promotion that
+// ends after since: the promotions whose counters may still exist in Redis.
+func promoEnds(ctx context.Context, pool *pgxpool.Pool, since time.Time) (map[string]time.Time, error) {
+	rows, err := pool.Query(ctx, `
+SELECT id, least(ends_at, coalesce(ended_at, ends_at)) FROM promotions
+WHERE least(ends_at, coalesce(ended_at, ends_at)) > $1`, since)
+	if err != nil {
+		return nil, fmt.Errorf("promotions ending after %s: %w", since.UTC().Format(time.RFC3339), err)
+	}
+	out := map[string]time.Time{}
+	var id string
+	var end time.Time
+	_, err = pgx.ForEachRow(rows, []any{&id, &end}, func() error {
+		out[id] = end
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("promotions ending after %s: %w", since.UTC().Format(time.RFC3339), err)
+	}
+	return out, nil
+}
+
+// promoSold returns, per promotion of ids and customer, the promotional units of sku in the
+// orders Postgres decided and did not cancel (order_lines.promotion_id). Read under the SKU's
+// stock row lock, with the decided orders, so they and the holds re-created add up to what
+// reserve.lua counted: an order is either decided (here) or held, never both (a confirmation
+// needs the lock; a cancellation counts nowhere).
+func promoSold(ctx context.Context, tx pgx.Tx, sku string, ids []string) (map[string]map[string]int64, error) {
+	out := map[string]map[string]int64{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `
+SELECT l.promotion_id, o.customer_id, sum(l.quantity)::bigint
+FROM order_lines l JOIN orders o ON o.id = l.order_id
+WHERE l.promotion_id = ANY($2) AND l.sku = $1 AND o.status <> 'cancelled'
+GROUP BY l.promotion_id, o.customer_id`, sku, ids)
+	if err != nil {
+		return nil, fmt.Errorf("promotional units of %s: %w", sku, err)
+	}
+	var id, customer string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &customer, &n}, func() error {
+		if out[id] == nil {
+			out[id] = map[string]int64{}
+		}
+		out[id][customer] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("promotional units of %s: %w", sku, err)
 	}
 	return out, nil
 }

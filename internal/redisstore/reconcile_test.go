@@ -22,7 +22,7 @@ func TestRebuildStock(t *testing.T) {
 		{OrderID: "o2", Qty: 4, Deadline: future},
 		{OrderID: "gone", Qty: 2, Deadline: now.Add(-time.Second)},
 	}
-	res, err := b.store.RebuildStock(t.Context(), "A", 5, nil, holds, now)
+	res, err := b.store.RebuildStock(t.Context(), "A", 5, nil, holds, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestRebuildStock(t *testing.T) {
 		t.Fatalf("outbox %+v %v, want the expired hold of gone", pending, err)
 	}
 
-	again, err := b.store.RebuildStock(t.Context(), "A", 100, nil, holds, now)
+	again, err := b.store.RebuildStock(t.Context(), "A", 100, nil, holds, nil, now)
 	if err != nil || again.Done {
 		t.Fatalf("second rebuild: %+v %v, want nothing done", again, err)
 	}
@@ -73,7 +73,7 @@ func TestRebuildStockKeepsExistingAndEndedHolds(t *testing.T) {
 	future := time.Now().Add(time.Hour)
 	res, err := b.store.RebuildStock(t.Context(), "A", 10, nil, []redisstore.RebuildHold{
 		{OrderID: "kept", Qty: 2, Deadline: future}, {OrderID: "ended", Qty: 1, Deadline: future}, {OrderID: "new", Qty: 5, Deadline: future},
-	}, time.Now())
+	}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestObserveStock(t *testing.T) {
 func TestRebuildStockSetsStockMarks(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.store.RebuildStock(t.Context(), "A", 30, map[string]int64{"wh-1": 7, "wh-2": 3}, nil, time.Now()); err != nil {
+	if _, err := b.store.RebuildStock(t.Context(), "A", 30, map[string]int64{"wh-1": 7, "wh-2": 3}, nil, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.store.ApplyStockDeltas(t.Context(), map[string][]redisstore.StockDelta{"A": {
@@ -213,7 +213,7 @@ func TestRebuildStockSetsStockMarks(t *testing.T) {
 func TestRepairStockWaitsForStockDeltas(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	if _, err := b.store.RebuildStock(t.Context(), "A", 30, map[string]int64{"wh-1": 7}, nil, time.Now()); err != nil {
+	if _, err := b.store.RebuildStock(t.Context(), "A", 30, map[string]int64{"wh-1": 7}, nil, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Postgres applied wh-1 seq 8 (+10); Redis has not yet.
