@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -60,6 +61,10 @@ type Config struct {
 	// CPUProfile keeps the CPU profile of the intake's closed-loop run at this path; empty keeps
 	// it only while the report is made.
 	CPUProfile string
+	// Trace keeps a runtime execution trace (go tool trace) of the full intake's open-model run
+	// at this path; empty records none. For finding where the latency tail comes from: GC
+	// pauses, goroutines waiting for a CPU, blocking.
+	Trace string
 	// Command is the command line the report says produced it.
 	Command string
 	// Progress receives a line per run; nil discards them.
@@ -475,8 +480,19 @@ func runIntake(ctx context.Context, cfg Config, rep *repeats, id, databaseURL st
 	var profErrs [2]error
 	h := hooks{
 		aroundClosed: func(run func()) { profs[0], profErrs[0] = profiled(ctx, cfg.CPUProfile, true, run) },
-		aroundOpen:   func(run func()) { profs[1], profErrs[1] = profiled(ctx, "", false, run) },
-		inside:       func() (apiTimes, error) { return scrapeAPITimes(ctx, arm.url) },
+		aroundOpen: func(run func()) {
+			profs[1], profErrs[1] = profiled(ctx, "", false, func() {
+				stop, err := startTrace(cfg.Trace)
+				if err != nil {
+					profErrs[1] = err
+				}
+				run()
+				if err := stop(); err != nil {
+					profErrs[1] = err
+				}
+			})
+		},
+		inside: func() (apiTimes, error) { return scrapeAPITimes(ctx, arm.url) },
 	}
 	a := measure(ctx, cfg, rep, "full intake", "bench-"+id+"-intake-", arm.target(hotSKU), h)
 	a.key = "intake"
@@ -680,4 +696,24 @@ func ms(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.2f ms", v)
 	}
+}
+
+// startTrace starts a runtime execution trace into path (nothing when path is empty) and returns
+// the function that stops it and closes the file.
+func startTrace(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() error { return nil }, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return func() error { return nil }, fmt.Errorf("trace: %w", err)
+	}
+	return func() error {
+		trace.Stop()
+		return f.Close()
+	}, nil
 }

@@ -307,7 +307,8 @@ func (r *Report) method(b *strings.Builder) {
 	p("- The naive design commits to Postgres with its settings above (fsync, synchronous_commit), i.e. one WAL flush per order " +
 		"while the hot row stays locked; the full intake's durability point is the broker's acknowledgement, which kfake gives from memory. " +
 		"A real Kafka cluster acknowledges acks=all after replication, typically a millisecond or two on a LAN, batched across concurrent orders.\n")
-	p("- The whole process is CPU-profiled (`runtime/pprof`) during the full intake's closed-loop run, where the CPUs are saturated, and during its fixed-rate open-model run.\n\n")
+	p("- The whole process is CPU-profiled (`runtime/pprof`) during the full intake's closed-loop run, where the CPUs are saturated, and during its fixed-rate open-model run. " +
+		"`--trace FILE` also records an execution trace of the open-model run: `go tool trace -pprof=sched FILE` shows how long goroutines waited for a CPU and `-pprof=sync` where they blocked (for the latency tail).\n\n")
 }
 
 func (r *Report) timeSpent(b *strings.Builder) {

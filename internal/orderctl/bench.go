@@ -20,6 +20,7 @@ func (e *env) benchCmd() *cobra.Command {
 		rate       int
 		workers    int
 		cpuProfile string
+		tracePath  string
 	)
 	intake := &cobra.Command{
 		Use:   "intake",
@@ -53,6 +54,7 @@ func (e *env) benchCmd() *cobra.Command {
 				Rate:        rate,
 				Workers:     workers,
 				CPUProfile:  cpuProfile,
+				Trace:       tracePath,
 				Command:     strings.TrimSpace(command),
 				Progress:    e.stdout,
 			})
@@ -75,6 +77,7 @@ func (e *env) benchCmd() *cobra.Command {
 	intake.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s for every arm (0: 80% of each arm's saturation)")
 	intake.Flags().IntVar(&workers, "workers", 64, "requests kept in flight by the closed-loop runs")
 	intake.Flags().StringVar(&cpuProfile, "cpuprofile", "", "keep the CPU profile of the intake's closed-loop run at this path")
+	intake.Flags().StringVar(&tracePath, "trace", "", "write an execution trace (go tool trace) of the full intake's open-model run to this path")
 	cmd.AddCommand(intake, e.benchWorkerCmd(), e.benchE2ECmd())
 	cmd.AddCommand(e.benchOpsCmd())
 	cmd.AddCommand(e.benchPromoCmd())
