@@ -2,7 +2,9 @@
 // the architecture) from the outside, after a load run: it reads Postgres, Redis, the topics,
 // the payment simulator and the e-mail sink, and compares them with what the buyers were told
 // (the load generator's outcomes). Each invariant is reported as holding or broken with its
-// evidence; undersell (units left unsold while demand for them was refused) is reported too.
+// evidence; undersell (units left unsold while demand for them was refused) is reported too. P1
+// checks the flash-sale promotions from Postgres (promotion.go): caps, per-customer limits and
+// promotional prices.
 package checker
 
 import (
@@ -95,7 +97,7 @@ func Check(ctx context.Context, s Sources) (*Report, error) {
 	}
 	r := &Report{Summary: map[string]int64{}}
 	r.Invariants = []InvariantResult{
-		st.i1(), st.i2(), st.i3(), st.i4(), st.i5(), st.i6(), st.i7(),
+		st.i1(), st.i2(), st.i3(), st.i4(), st.i5(), st.i6(), st.i7(), st.p1(),
 	}
 	r.Undersell = st.undersell()
 	st.summarize(r)
@@ -142,6 +144,7 @@ type state struct {
 	parked   map[string]bool           // orders in order_dead_letters
 	stale    []string                  // stock deltas applied out of seq order
 	whSeq    map[[2]string]int64       // warehouse_stock.last_seq by (warehouse, sku)
+	promo    promoState                // promotions, their sales and the run's promotional lines
 
 	observed map[string]redisstore.Observed
 	holds    map[string][]redisstore.RebuildHold // live holds per SKU
@@ -344,7 +347,7 @@ WHERE prev IS NOT NULL AND seq <= prev ORDER BY warehouse_id, sku, seq`, nil, fu
 	}); err != nil {
 		return fail("warehouse stock", err)
 	}
-	return nil
+	return st.readPromotions(ctx, pool, known)
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -725,6 +728,7 @@ func (st *state) summarize(r *Report) {
 	for _, hs := range st.holds {
 		s["holds_outstanding"] += int64(len(hs))
 	}
+	st.summarizePromotions(s)
 	for _, u := range r.Undersell {
 		s["undersell_units"] += min(u.Unsold, u.RefusedUnits)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/mailsink"
 	"github.com/orderpipe/orderpipe/internal/paysim"
 	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/promotion"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
@@ -82,7 +83,9 @@ type planted struct {
 	status, reason string // confirmed, cancelled (with reason) or pending
 	sku            string
 	qty            int
-	inPostgres     bool // false: the order was accepted but never written (a lost order)
+	inPostgres     bool   // false: the order was accepted but never written (a lost order)
+	promo          string // the promotion that priced the line, if any
+	unit           int64  // the line's unit price; 0: the base price 1000
 }
 
 // order plants one buyer whose first submission was answered 202, and everything the pipeline
@@ -110,7 +113,14 @@ func (w *world) order(p planted) string {
 		shipping_minor, total_minor, shipping_address, placed_at, hold_deadline, decided_at)
 		VALUES ($1, $2, $3, $4, $5, 'standard', 'EUR', $6, 0, $6, '{}', now(), now() + interval '15 minutes', now())`,
 		id, p.status, reason, cid, "b@example.com", int64(1000*p.qty))
-	w.exec(`INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor) VALUES ($1, 1, $2, 'Part', $3, 1000)`, id, p.sku, p.qty)
+	unit, promo := p.unit, any(nil)
+	if unit == 0 {
+		unit = 1000
+	}
+	if p.promo != "" {
+		promo = p.promo
+	}
+	w.exec(`INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor, promotion_id) VALUES ($1, 1, $2, 'Part', $3, $4, $5)`, id, p.sku, p.qty, unit, promo)
 	switch p.status {
 	case "confirmed":
 		w.exec(`INSERT INTO payments (order_id, provider_id, status, amount_minor, currency) VALUES ($1, 'ch', 'captured', $2, 'EUR')`, id, int64(1000*p.qty))
@@ -241,8 +251,8 @@ func invariant(t *testing.T, r *checker.Report, id string) checker.InvariantResu
 // onlyBroken asserts that exactly the invariants ids are broken.
 func onlyBroken(t *testing.T, r *checker.Report, ids ...string) {
 	t.Helper()
-	if len(r.Invariants) != 7 {
-		t.Fatalf("%d invariants reported, want I1-I7", len(r.Invariants))
+	if len(r.Invariants) != 8 {
+		t.Fatalf("%d invariants reported, want I1-I7 and P1", len(r.Invariants))
 	}
 	for _, i := range r.Invariants {
 		want := !strings.Contains(" "+strings.Join(ids, " ")+" ", " "+i.ID+" ")
@@ -272,7 +282,7 @@ func TestCleanStateHolds(t *testing.T) {
 		}
 	}
 	md := r.Markdown()
-	for _, want := range []string{"Checker verdict: all invariants hold.", "| I1 | No oversell | yes | 0 | - |", "| I7 | Stale stock events are ignored | yes | 0 | - |", "Undersell (units left unsold while out-of-stock refusals named the SKU): none.", "| units_sold | 3 |"} {
+	for _, want := range []string{"Checker verdict: all invariants hold.", "| I1 | No oversell | yes | 0 | - |", "| I7 | Stale stock events are ignored | yes | 0 | - |", "| P1 | Promotion caps and limits hold | yes | 0 | - |", "Undersell (units left unsold while out-of-stock refusals named the SKU): none.", "| units_sold | 3 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -399,5 +409,93 @@ func TestMissingSourcesAreAnError(t *testing.T) {
 	t.Parallel()
 	if _, err := checker.Check(t.Context(), checker.Sources{}); err == nil {
 		t.Fatal("Check without sources: no error")
+	}
+}
+
+// promotion plants a live promotion of 20 % off on sku (base price 1000: promotional price 800)
+// with a cap per SKU and a limit per customer, as one of the scenario's promotions.
+func (w *world) promotion(id, sku string, stockCap, limit int64) {
+	w.t.Helper()
+	now := time.Now().UTC()
+	if _, err := postgres.NewPromotionStore(w.pool).Create(w.t.Context(), promotion.Promotion{ID: id, Name: id, Kind: promotion.KindPercent,
+		PercentOff: 20, SKUs: []string{sku}, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(time.Hour), TimeZone: "UTC",
+		StockCap: stockCap, PerCustomerLimit: limit, OverCap: promotion.OverCapBase}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.res.Promotions = append(w.res.Promotions, id)
+}
+
+// promoSale plants HOT-1 (10 units) under promotion hot-20 (cap 3, 2 per customer): two buyers
+// get 1 and 2 units at 800 (the cap is used up), a declined order's 2 promotional units do not
+// count against it, and a fourth buyer pays the base price.
+func promoSale(w *world) {
+	w.product("HOT-1", 10)
+	w.promotion("hot-20", "HOT-1", 3, 2)
+	w.order(planted{status: "confirmed", sku: "HOT-1", qty: 1, inPostgres: true, promo: "hot-20", unit: 800})
+	w.order(planted{status: "confirmed", sku: "HOT-1", qty: 2, inPostgres: true, promo: "hot-20", unit: 800})
+	w.order(planted{status: "cancelled", reason: "payment_declined", sku: "HOT-1", qty: 2, inPostgres: true, promo: "hot-20", unit: 800})
+	w.order(planted{status: "confirmed", sku: "HOT-1", qty: 1, inPostgres: true})
+}
+
+func TestPromotionWithinItsCapAndLimitsHolds(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	promoSale(w)
+	w.settleRedis()
+	r := w.check()
+	onlyBroken(t, r)
+	if got := r.Summary["promo_units_sold_hot-20"]; got != 3 {
+		t.Errorf("promo_units_sold_hot-20 = %d, want 3 (the cancelled order's 2 units do not count)", got)
+	}
+	if got := r.Summary["promo_units_sold"]; got != 3 {
+		t.Errorf("promo_units_sold = %d, want 3", got)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "| P1 | Promotion caps and limits hold | yes | 0 | - |") || !strings.Contains(md, "| promo_units_sold_hot-20 | 3 |") {
+		t.Errorf("markdown lacks the P1 row or the promotion's units:\n%s", md)
+	}
+}
+
+func TestPlantedPromotionViolationsAreReported(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		plant planted
+		want  string
+	}{
+		{"over the cap", planted{status: "confirmed", sku: "HOT-1", qty: 1, inPostgres: true, promo: "hot-20", unit: 800},
+			"promotion hot-20, HOT-1: 4 promotional units sold (orders not cancelled), cap 3: 1 over the cap"},
+		{"over a customer's limit", planted{status: "confirmed", sku: "HOT-1", qty: 3, inPostgres: true, promo: "hot-20", unit: 800},
+			"promotion hot-20, HOT-1, customer lg-c0ffee01-4: 3 promotional units, limit 2 per customer: 1 over the limit"},
+		{"wrong promotional price", planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true, promo: "bg-20", unit: 1000},
+			"x BG-1 at 1000 under promotion bg-20, whose price is 800 (base 1000)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			promoSale(w)
+			w.product("BG-1", 10)
+			w.promotion("bg-20", "BG-1", 0, 0)
+			w.order(c.plant)
+			w.settleRedis()
+			r := w.check()
+			onlyBroken(t, r, "P1")
+			p1 := invariant(t, r, "P1")
+			ev := strings.Join(p1.Evidence, "\n")
+			if !strings.Contains(ev, c.want) {
+				t.Errorf("P1 evidence lacks %q:\n%s", c.want, ev)
+			}
+			if c.name == "over a customer's limit" {
+				// 3 units also take the promotion to 6 of its cap of 3: both are reported, the
+				// worst first.
+				if p1.Count != 2 || !strings.Contains(p1.Evidence[0], "cap 3: 3 over the cap") {
+					t.Errorf("P1 count %d evidence %v, want 2 with the cap (3 over) first", p1.Count, p1.Evidence)
+				}
+			} else if p1.Count != 1 {
+				t.Errorf("P1 count %d, want 1; evidence %v", p1.Count, p1.Evidence)
+			}
+			if !strings.Contains(r.Markdown(), "| P1 | Promotion caps and limits hold | **NO** |") {
+				t.Errorf("markdown does not show P1 broken:\n%s", r.Markdown())
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderpipe/orderpipe/internal/checker"
 	"github.com/orderpipe/orderpipe/internal/loadgen"
 )
 
@@ -48,5 +49,18 @@ func TestSmokeScenarioWithChaos(t *testing.T) {
 	}
 	if res.Summary.AcceptToConfirm.N == 0 {
 		t.Errorf("no accept-to-confirm latency was measured")
+	}
+	// The scenario's promotion priced hot units and its cap and limits held (checker P1).
+	var p1 *checker.InvariantResult
+	for i := range res.Check.Invariants {
+		if res.Check.Invariants[i].ID == "P1" {
+			p1 = &res.Check.Invariants[i]
+		}
+	}
+	if p1 == nil || !p1.Holds {
+		t.Errorf("P1: got %+v, want it reported and holding", p1)
+	}
+	if got := res.Check.Summary["promo_units_sold_smoke-hot-20"]; got == 0 {
+		t.Errorf("promotional units sold under smoke-hot-20: got 0, want some")
 	}
 }

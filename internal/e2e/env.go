@@ -96,6 +96,8 @@ type Env struct {
 	SMTPAddr    string
 	APIURL      string
 	Token       string // an API key with orders:write and orders:read
+	// CatalogToken is an API key with catalog:write, for the scenario's promotions.
+	CatalogToken string
 
 	opts     Options
 	pool     *pgxpool.Pool
@@ -215,6 +217,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("store API key: %w", err)
 	}
 	e.Token = tok
+	if e.CatalogToken, err = storeKey(ctx, e.pool, "e2e-merchandiser", auth.ScopeCatalogWrite); err != nil {
+		return nil, err
+	}
 	say("redis %s, postgres %s (private), migrated", e.RedisAddr, e.DatabaseURL)
 
 	// Third parties: the payment simulator and the e-mail sink.
@@ -243,6 +248,18 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	say("paysim %s, mailsink %s", e.PaymentURL, e.MailURL)
 	return e, nil
+}
+
+// storeKey creates an API key with scopes in Postgres and returns its token.
+func storeKey(ctx context.Context, pool *pgxpool.Pool, name string, scopes ...string) (string, error) {
+	tok, k, err := auth.Generate(name, scopes)
+	if err != nil {
+		return "", err
+	}
+	if err := postgres.NewKeyStore(pool).Create(ctx, postgres.APIKey{ID: k.ID, Name: k.Name, SecretHash: k.SecretHash, Scopes: k.Scopes}); err != nil {
+		return "", fmt.Errorf("store API key %s: %w", name, err)
+	}
+	return tok, nil
 }
 
 // StartServices starts the order-worker replicas, inventory-sync, the notifier and the api.

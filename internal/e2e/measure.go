@@ -208,6 +208,9 @@ func Measure(ctx context.Context, o MeasureOptions) (*Measurements, error) {
 	if err := loadgen.WaitCatalog(ctx, target, base, 60*time.Second); err != nil {
 		return nil, err
 	}
+	if err := loadgen.SetUpPromotions(ctx, env.APIURL, env.CatalogToken, base, 60*time.Second, progress); err != nil {
+		return nil, err
+	}
 	meter, err := newLagMeter(env.Brokers)
 	if err != nil {
 		return nil, err

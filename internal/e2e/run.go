@@ -165,6 +165,9 @@ func (ss *Session) Play(ctx context.Context, s *loadgen.Scenario, steps []Step, 
 	if err := loadgen.WaitCatalog(ctx, target, s, 60*time.Second); err != nil {
 		return err
 	}
+	if err := loadgen.SetUpPromotions(ctx, env.APIURL, env.CatalogToken, s, 60*time.Second, progress); err != nil {
+		return err
+	}
 	start := time.Now()
 	loadCtx, loadDone := context.WithCancel(ctx)
 	defer loadDone()

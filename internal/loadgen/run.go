@@ -107,6 +107,9 @@ type Result struct {
 	Timeline []Sample      `json:"timeline"`
 	// Stock is the scenario's starting stock per SKU (what the checker compares sales with).
 	Stock map[string]int64 `json:"stock"`
+	// Promotions are the ids of the scenario's promotions (the checker checks their caps and
+	// limits, and those of any other promotion that priced a line of the run).
+	Promotions []string `json:"promotions,omitempty"`
 }
 
 // WriteJSON writes r as one JSON document.
@@ -275,7 +278,7 @@ func (r *runner) run(ctx context.Context, runID string) (*Result, error) {
 	stopTicks()
 	<-sampled
 
-	res := &Result{Scenario: r.s.Name, RunID: runID, Started: started, Outcomes: r.outcomes, Stock: r.s.Stock()}
+	res := &Result{Scenario: r.s.Name, RunID: runID, Started: started, Outcomes: r.outcomes, Stock: r.s.Stock(), Promotions: r.s.PromotionIDs()}
 	slices.SortFunc(res.Outcomes, func(a, b Outcome) int {
 		if a.Buyer != b.Buyer {
 			return a.Buyer - b.Buyer

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/orderpipe/orderpipe/internal/promotion"
 )
 
 // Scenario is one load-test scenario, as read from its YAML file.
@@ -33,6 +35,8 @@ type Scenario struct {
 	Duplicates float64     `yaml:"duplicates"`
 	Retry      Retry       `yaml:"retry"`
 	Chaos      []ChaosStep `yaml:"chaos"`
+	// Promotions are created through the api before the load (promotion.go).
+	Promotions []Promotion `yaml:"promotions"`
 	Settle     Duration    `yaml:"settle"`
 	// RequestTimeout bounds one HTTP request; a request without an answer by then is "unknown".
 	RequestTimeout Duration `yaml:"request_timeout"`
@@ -213,6 +217,15 @@ func (s *Scenario) defaults() {
 	if s.Mix.ZipfS == 0 {
 		s.Mix.ZipfS = 1.1
 	}
+	for i := range s.Promotions {
+		p := &s.Promotions[i]
+		if p.Name == "" {
+			p.Name = p.ID
+		}
+		if p.OverCap == "" {
+			p.OverCap = string(promotion.OverCapBase)
+		}
+	}
 	for i := range s.Chaos {
 		c := &s.Chaos[i]
 		if c.For.Duration == 0 && (c.Action == "kill" || c.Action == "broker-fault" || c.Action == "payment-outage") {
@@ -347,6 +360,7 @@ func (s *Scenario) Validate() error {
 	for i, c := range s.Chaos {
 		validateChaos(fmt.Sprintf("chaos[%d]", i), c, s.Length(), bad)
 	}
+	s.validatePromotions(bad)
 	return errors.Join(errs...)
 }
 

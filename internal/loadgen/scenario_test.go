@@ -77,6 +77,9 @@ retry: {statuses: [429], max: 2, backoff: 100ms}
 chaos:
   - {at: 1s, action: kill, target: order-worker}
   - {at: 2s, action: broker-fault, kind: latency, for: 1s, args: {ms: "50"}}
+promotions:
+  - {id: hot-20, kind: percent, percent_off: 20, hot: true, stock_cap: 4, per_customer_limit: 2, starts: 0s, ends: 10m}
+  - {id: bg-fixed, name: Background deal, kind: fixed, fixed_price_minor: 500, skus: [LG-BG-0002], over_cap: refuse, starts: 1s, ends: 1h}
 `
 
 func TestParseScenarioDefaultsAndCurve(t *testing.T) {
@@ -106,6 +109,15 @@ func TestParseScenarioDefaultsAndCurve(t *testing.T) {
 	if got := s.ExpectedBuyers(); got != 50 {
 		t.Errorf("expected buyers %d, want 50", got)
 	}
+	if len(s.Promotions) != 2 || s.Promotions[0].Name != "hot-20" || s.Promotions[0].OverCap != "base" || s.Promotions[1].OverCap != "refuse" {
+		t.Errorf("promotions %+v, want the name to default to the id and over_cap to base", s.Promotions)
+	}
+	if got := s.PromotionSKUs(s.Promotions[0]); len(got) != 1 || got[0] != "HOT-1" {
+		t.Errorf("hot promotion covers %v, want [HOT-1]", got)
+	}
+	if got := s.PromotionIDs(); len(got) != 2 || got[0] != "hot-20" || got[1] != "bg-fixed" {
+		t.Errorf("promotion ids %v, want [hot-20 bg-fixed]", got)
+	}
 	stock := s.Stock()
 	if len(stock) != 6 || stock["HOT-1"] != 10 || stock["LG-BG-0005"] != 7 {
 		t.Errorf("stock %v, want HOT-1: 10 and LG-BG-0001..5: 7", stock)
@@ -134,6 +146,21 @@ func TestParseScenarioRejectsBadInput(t *testing.T) {
 		{"chaos after the run", "at: 2s", "at: 9s", "chaos[1].at: want a time within the run (0..3s), got 9s"},
 		{"retry status", "statuses: [429]", "statuses: [200]", "retry.statuses[0]: want an HTTP error status"},
 		{"bad name", "name: t", "name: Flash Sale", "name: want 1-64 lower-case"},
+		{"promotion id", "id: hot-20", "id: Hot_20", `promotions[0].id: want 1-64 lower-case letters, digits or dashes, got "Hot_20"`},
+		{"promotion id twice", "id: bg-fixed", "id: hot-20", "promotions[1].id: hot-20 is also the id of promotions[0]"},
+		{"promotion kind", "kind: percent", "kind: bogo", `promotions[0].kind: want percent or fixed, got "bogo"`},
+		{"percent out of range", "percent_off: 20", "percent_off: 100", "promotions[0].percent_off: want 1..99 for kind percent, got 100"},
+		{"percent with a fixed price", "percent_off: 20", "percent_off: 20, fixed_price_minor: 5", "promotions[0].fixed_price_minor: not used by kind percent"},
+		{"fixed without a price", "fixed_price_minor: 500", "fixed_price_minor: 0", "promotions[1].fixed_price_minor: want a positive price in minor units for kind fixed, got 0"},
+		{"no skus", "hot: true, ", "", "promotions[0].skus: want at least one SKU, or hot: true"},
+		{"sku not in the catalog", "skus: [LG-BG-0002]", "skus: [LG-BG-0099]", `promotions[1].skus[0]: "LG-BG-0099" is not a SKU of the scenario's catalog`},
+		{"sku of two promotions", "skus: [LG-BG-0002]", "skus: [HOT-1]", "promotions[1].skus: HOT-1 is also priced by promotions[0]"},
+		{"negative cap", "stock_cap: 4", "stock_cap: -1", "promotions[0].stock_cap: want > 0, or 0/absent for no cap, got -1"},
+		{"negative limit", "per_customer_limit: 2", "per_customer_limit: -2", "promotions[0].per_customer_limit: want > 0, or 0/absent for no limit, got -2"},
+		{"over_cap", "over_cap: refuse", "over_cap: queue", `promotions[1].over_cap: want base or refuse, got "queue"`},
+		{"starts after the load", "starts: 1s", "starts: 3s", "promotions[1].starts: want a time within the load (0s..3s, excluded)"},
+		{"ends before starts", "ends: 10m", "ends: 0s", "promotions[0].ends: want a time after starts (0s), got 0s"},
+		{"unknown promotion field", "stock_cap: 4,", "stock_cap: 4, cap: 3,", "field cap not found"},
 		{"wrong type", "seed: 1", "seed: many", "cannot unmarshal"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

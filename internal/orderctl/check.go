@@ -35,11 +35,12 @@ func (e *env) checkCmd() *cobra.Command {
 	var outcomes, output string
 	cmd := &cobra.Command{
 		Use:   "check --outcomes outcomes.json [--output table|json]",
-		Short: "Check invariants I1-I7 after a load run has settled (exit code 1 when one is broken)",
+		Short: "Check invariants I1-I7 and the promotion check P1 after a load run has settled (exit code 1 when one is broken)",
 		Long: "Reads Postgres (DATABASE_URL), Redis (REDIS_*), the topics (KAFKA_BROKERS), the payment\n" +
 			"simulator (PAYMENT_URL) and the e-mail sink (MAIL_URL), compares them with the outcomes\n" +
 			"`orderctl load` recorded, and reports each invariant as holding or broken with its evidence,\n" +
-			"plus undersell. Run it after the pipeline has settled (lag 0, no pending orders).\n" +
+			"the promotions' caps, per-customer limits and prices (P1), plus undersell. Run it after the\n" +
+			"pipeline has settled (lag 0, no pending orders).\n" +
 			"Exit code 0 when every invariant holds, 1 when one is broken or a source cannot be read,\n" +
 			"2 for bad arguments. See docs/e2e.md.",
 		Args: cobra.NoArgs,

@@ -114,6 +114,18 @@ func TestCheckCommandBroken(t *testing.T) {
 	}
 }
 
+// A promotion of the scenario that Postgres does not know breaks P1 like an invariant: exit 1.
+func TestCheckCommandPromotionBroken(t *testing.T) {
+	t.Parallel()
+	env := checkFixture(t)
+	res := &loadgen.Result{Scenario: "promo", RunID: "0a0b0c0f", Stock: map[string]int64{"HOT-1": 5}, Promotions: []string{"never-created"}}
+	code, out := runCheck(t, env, "--outcomes", writeResult(t, res))
+	if code != orderctl.ExitError || !strings.Contains(out, "| P1 | Promotion caps and limits hold | **NO** | 1 |") ||
+		!strings.Contains(out, "promotion never-created of the scenario does not exist in Postgres") || !strings.Contains(out, "error: check: 1 invariant(s) broken") {
+		t.Fatalf("exit %d, want 1 with P1 broken naming never-created:\n%s", code, out)
+	}
+}
+
 func TestCheckCommandBadArguments(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

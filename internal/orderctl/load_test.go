@@ -112,3 +112,47 @@ func TestLoadCommandBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// The scenario's promotions are created through the api (with a catalog:write key orderctl load
+// creates itself under --seed-data) and priced before the load; a second run with the same
+// promotion id updates it instead of failing.
+func TestLoadCommandCreatesPromotions(t *testing.T) {
+	t.Parallel()
+	p := testenv.NewPipeline(t, testenv.PipelineOptions{APIEnv: map[string]string{"CATALOG_REFRESH_INTERVAL": "200ms"}})
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "tiny.yaml")
+	promo := tinyScenario + "promotions:\n  - {id: tiny-hot, kind: percent, percent_off: 20, hot: true, stock_cap: 2, per_customer_limit: 1, starts: 0s, ends: 10m}\n"
+	if err := os.WriteFile(scenario, []byte(promo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := p.Env(nil)
+	for i, want := range []string{"promotion tiny-hot created: 20% off, cap 2 per SKU, 1 per customer, over cap base on LG-HOT-1", "promotion tiny-hot existed; updated"} {
+		out := filepath.Join(dir, "outcomes.json")
+		var stdout bytes.Buffer
+		code := orderctl.Code(orderctl.Run(t.Context(), []string{"load", "--scenario", scenario, "--api", p.API.URL,
+			"--token", p.Token, "--seed-data", "--out", out}, func(k string) string { return env[k] }, &stdout))
+		if code != 0 {
+			t.Fatalf("run %d: exit code %d, want 0:\n%s", i+1, code, stdout.String())
+		}
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("run %d: output lacks %q:\n%s", i+1, want, stdout.String())
+		}
+		f, err := os.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := loadgen.ReadResult(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Promotions) != 1 || res.Promotions[0] != "tiny-hot" {
+			t.Errorf("run %d: outcomes name promotions %v, want [tiny-hot]", i+1, res.Promotions)
+		}
+	}
+	// The api priced hot orders with it: the cap of 2 was used up (no order-worker runs here, so
+	// the holds stay and keep their promotional units).
+	if sold, err := p.Store.PromoSold(t.Context(), "LG-HOT-1", "tiny-hot"); err != nil || sold != 2 {
+		t.Errorf("promotional units held under tiny-hot: %d, %v; want the cap, 2", sold, err)
+	}
+}
