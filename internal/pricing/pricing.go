@@ -29,6 +29,8 @@ type Redis interface {
 	PublishPrices(ctx context.Context, set map[string][]byte, remove []string) error
 	Prices(ctx context.Context, skus ...string) (map[string][]byte, error)
 	TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	MarkPricesPublished(ctx context.Context) error
+	PricesPublished(ctx context.Context) (bool, error)
 }
 
 // Postgres is the part of the Postgres stores pricing uses.
@@ -129,6 +131,11 @@ func (p *Publisher) Recompute(ctx context.Context, skus []string) (int, error) {
 		changed := append(slices.Collect(maps.Keys(set)), remove...)
 		if err := p.OnPublish(ctx, changed); err != nil {
 			return 0, fmt.Errorf("recompute prices: reload published: %w", err)
+		}
+	}
+	if skus == nil {
+		if err := p.rdb.MarkPricesPublished(ctx); err != nil {
+			return 0, fmt.Errorf("recompute prices: %w", err)
 		}
 	}
 	return len(set) + len(remove), nil
@@ -283,7 +290,9 @@ func (c *Cache) Run(ctx context.Context, refresh time.Duration, subscribe func(c
 const SchedulerLock = "promo-scheduler"
 
 // Scheduler republishes timelines at window boundaries. Every api runs one; the one holding the
-// Redis lock works, the others wait to take over when it stops renewing it.
+// Redis lock works, the others wait to take over when it stops renewing it. Besides every Full
+// interval, it republishes every SKU as soon as the marker of a full publish is missing from
+// Redis (Redis lost its data), so a flash sale's prices come back within an Interval.
 type Scheduler struct {
 	Publisher *Publisher
 	Cache     *Cache
@@ -316,7 +325,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			continue
 		}
 		var skus []string
-		if time.Since(lastFull) >= s.Full {
+		full := time.Since(lastFull) >= s.Full
+		if !full {
+			// Redis lost its data (restarted empty, failed over without it): the timelines are
+			// gone and every api would price at the base price until the next full run.
+			published, err := s.Redis.PricesPublished(ctx)
+			if err == nil && !published {
+				s.Log.Warn("price timelines missing from Redis; republishing every SKU now")
+				full = true
+			}
+		}
+		if full {
 			lastFull = time.Now() // nil skus: every SKU
 		} else if skus = s.Cache.Stale(time.Now()); len(skus) == 0 {
 			continue

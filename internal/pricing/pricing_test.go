@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/pricing"
 	"github.com/orderpipe/orderpipe/internal/promotion"
@@ -16,10 +18,12 @@ import (
 )
 
 type stack struct {
-	store *redisstore.Store
-	svc   *pricing.Service
-	pub   *pricing.Publisher
-	cat   *postgres.CatalogStore
+	rdb    *redis.Client
+	prefix string
+	store  *redisstore.Store
+	svc    *pricing.Service
+	pub    *pricing.Publisher
+	cat    *postgres.CatalogStore
 }
 
 func setup(t *testing.T) stack {
@@ -37,7 +41,7 @@ func setup(t *testing.T) stack {
 	}
 	promos := postgres.NewPromotionStore(pool)
 	pub := pricing.NewPublisher(pricing.Stores{Catalog: cat, Promotions: promos}, store)
-	return stack{store: store, svc: &pricing.Service{Store: promos, Publisher: pub}, pub: pub, cat: cat}
+	return stack{rdb: rdb, prefix: prefix, store: store, svc: &pricing.Service{Store: promos, Publisher: pub}, pub: pub, cat: cat}
 }
 
 func within(t *testing.T, d time.Duration, what string, ok func() bool) {
@@ -180,5 +184,50 @@ func TestSchedulerLockAndBoundaries(t *testing.T) {
 	within(t, 15*time.Second, "the third scheduler removes the next ended window", func() bool {
 		docs, err := s.store.Prices(ctx)
 		return err == nil && len(docs) == 0
+	})
+}
+
+// Redis losing its data takes the published timelines with it: the scheduler notices within an
+// interval (the marker of a full publish is gone) and republishes every SKU, long before its
+// Full interval.
+func TestSchedulerRepublishesAfterRedisLostItsData(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ctx := t.Context()
+	if _, err := s.svc.Create(ctx, promotion.Promotion{
+		ID: "winter", Name: "Winter", Kind: promotion.KindPercent, PercentOff: 20, Category: "tyres",
+		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cache := pricing.NewCache(s.store.Prices, quiet())
+	if err := cache.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := &pricing.Scheduler{Publisher: s.pub, Cache: cache, Redis: s.store, Owner: "a",
+			Interval: 100 * time.Millisecond, Full: time.Hour, Log: quiet()}
+		_ = sc.Run(cctx)
+	}()
+	defer func() { cancel(); <-done }()
+	within(t, 10*time.Second, "the first full publish marks it", func() bool {
+		ok, err := s.store.PricesPublished(ctx)
+		return err == nil && ok
+	})
+
+	// Every key of the test's prefix is lost, as in a Redis restarted empty.
+	keys, err := s.rdb.Keys(ctx, s.prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys of the prefix: %v, %v", keys, err)
+	}
+	if err := s.rdb.Del(ctx, keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 10*time.Second, "the timelines are republished after the loss", func() bool {
+		docs, err := s.store.Prices(ctx)
+		return err == nil && len(docs) == 2 // the two tyres
 	})
 }

@@ -16,6 +16,29 @@ import (
 // used inside a script, so neither needs a hash tag.
 func (s *Store) pricesKey() string { return s.prefix + "prices" }
 
+// pricesPublishedKey marks that every SKU's timeline was published (a full recompute). The prices
+// hash alone cannot say so: without promotions it is rightly empty. After Redis lost its data the
+// marker is gone too, and the promotion scheduler republishes at once.
+func (s *Store) pricesPublishedKey() string { return s.prefix + "prices-published" }
+
+// MarkPricesPublished records that a full recompute published every SKU's timeline.
+func (s *Store) MarkPricesPublished(ctx context.Context) error {
+	if err := s.rdb.Set(ctx, s.pricesPublishedKey(), time.Now().UTC().Format(time.RFC3339Nano), 0).Err(); err != nil {
+		return fmt.Errorf("mark prices published: %w", classify(err))
+	}
+	return nil
+}
+
+// PricesPublished reports whether the marker of a full publish is there; false after Redis lost
+// its data (or before the first full publish).
+func (s *Store) PricesPublished(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.pricesPublishedKey()).Result()
+	if err != nil {
+		return false, fmt.Errorf("prices published: %w", classify(err))
+	}
+	return n == 1, nil
+}
+
 // PricesChangedChannel is the pub/sub channel on which changed SKUs are announced, several per
 // message, comma-separated.
 func (s *Store) PricesChangedChannel() string { return s.prefix + "prices-changed" }
