@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/httpapi"
 	"github.com/orderpipe/orderpipe/internal/paysim"
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/testenv"
@@ -590,15 +591,7 @@ func TestPromotionsAPI(t *testing.T) {
 }
 
 // shelf is a product as GET /v1/products/{sku} shows it.
-type shelf struct {
-	PriceMinor          int64      `json:"price_minor"`
-	EffectivePriceMinor int64      `json:"effective_price_minor"`
-	PromotionID         string     `json:"promotion_id"`
-	PromotionEndsAt     *time.Time `json:"promotion_ends_at"`
-	PromotionRemaining  *int64     `json:"promotion_remaining"`
-	Available           *int64     `json:"available"`
-	Availability        string     `json:"availability"`
-}
+type shelf = httpapi.ProductView
 
 // waitShelf reads the product until ok accepts it (the api's price cache follows a promotion
 // change through pub/sub, so right after one it may still show the previous timeline).

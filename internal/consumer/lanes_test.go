@@ -35,6 +35,44 @@ func (b *bundle) fillBig(t *testing.T, topic, prefix string, perPartition int) [
 	return b.produce(t, recs...)
 }
 
+// prioStream produces priority records in the background: perTick records (spread over the
+// partitions) about every `every`, until until.
+type prioStream struct {
+	done chan struct{}
+	mu   sync.Mutex
+	recs []*kgo.Record
+}
+
+func (b *bundle) streamPriority(t *testing.T, until time.Time, every time.Duration, perTick int) *prioStream {
+	t.Helper()
+	s := &prioStream{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for i := 0; time.Now().Before(until); i++ {
+			var recs []*kgo.Record
+			for j := range perTick {
+				recs = append(recs, bigRec("prio", int32((i+j)%3), fmt.Sprintf("p-%d-%d", i, j)))
+			}
+			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), recs...).FirstErr(); err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.recs = append(s.recs, recs...)
+			s.mu.Unlock()
+			time.Sleep(every)
+		}
+	}()
+	return s
+}
+
+// records waits until the stream ended and returns what it produced.
+func (s *prioStream) records() []*kgo.Record {
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recs
+}
+
 func laneConfig(group string) consumer.Config {
 	return consumer.Config{
 		Group: group, Topics: []string{"prio", "std"}, StartAt: consumer.StartEarliest,
@@ -88,31 +126,16 @@ func TestStandardLaneProgressesWhileAPriorityBacklogLasts(t *testing.T) {
 	cfg.MaxStarve, cfg.Registerer = maxStarve, reg
 
 	// Priority records arrive continuously for 2.5s, 5 about every 3ms.
-	var prio []*kgo.Record
 	start := time.Now()
 	stop := time.Now().Add(2500 * time.Millisecond)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; time.Now().Before(stop); i++ {
-			var recs []*kgo.Record
-			for j := range 5 {
-				recs = append(recs, bigRec("prio", int32((i+j)%3), fmt.Sprintf("p-%d-%d", i, j)))
-			}
-			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), recs...).FirstErr(); err != nil {
-				return
-			}
-			prio = append(prio, recs...)
-			time.Sleep(3 * time.Millisecond)
-		}
-	}()
+	stream := b.streamPriority(t, stop, 3*time.Millisecond, 5)
 	time.Sleep(100 * time.Millisecond)
 	b.start(t, cfg, h)
 
 	var pausedSeen bool
 	for {
 		select {
-		case <-done:
+		case <-stream.done:
 		case <-time.After(20 * time.Millisecond):
 			if metricValue(t, reg, "orderpipe_consumer_lane_paused", "group", group) == 1 {
 				pausedSeen = true
@@ -121,7 +144,7 @@ func TestStandardLaneProgressesWhileAPriorityBacklogLasts(t *testing.T) {
 		}
 		break
 	}
-	h.waitDone(t, 30*time.Second, append(std, prio...))
+	h.waitDone(t, 30*time.Second, append(std, stream.records()...))
 	if !pausedSeen {
 		t.Fatal("the standard lane was never paused while the priority backlog grew")
 	}
@@ -172,24 +195,11 @@ func TestPriorityTrickleHoldsNothingBack(t *testing.T) {
 
 	// One priority record every 20ms for 3s: well below what the consumer handles, and never a
 	// gap long enough for a poll to wait out its timeout.
-	var prio []*kgo.Record
 	stop := time.Now().Add(3 * time.Second)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; time.Now().Before(stop); i++ {
-			r := bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))
-			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), r).FirstErr(); err != nil {
-				return
-			}
-			prio = append(prio, r)
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stream := b.streamPriority(t, stop, 20*time.Millisecond, 1)
 	time.Sleep(100 * time.Millisecond)
 	b.start(t, cfg, h)
-	<-done
-	h.waitDone(t, 30*time.Second, append(std, prio...))
+	h.waitDone(t, 30*time.Second, append(std, stream.records()...))
 
 	var lastStd time.Time
 	for _, d := range h.done() {
@@ -215,35 +225,13 @@ func TestLanesLoseNothingAcrossRebalances(t *testing.T) {
 	h.delay = 2 * time.Millisecond
 	cfg := laneConfig(group)
 
-	var (
-		mu   sync.Mutex
-		prio []*kgo.Record
-	)
-	stop := time.Now().Add(2 * time.Second)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; time.Now().Before(stop); i++ {
-			r := bigRec("prio", int32(i%3), fmt.Sprintf("p-%d", i))
-			if err := b.cl.ProduceSync(context.WithoutCancel(t.Context()), r).FirstErr(); err != nil {
-				return
-			}
-			mu.Lock()
-			prio = append(prio, r)
-			mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	stream := b.streamPriority(t, time.Now().Add(2*time.Second), 5*time.Millisecond, 1)
 	b.start(t, cfg, h)
 	time.Sleep(500 * time.Millisecond)
 	second := b.start(t, cfg, h)
 	time.Sleep(700 * time.Millisecond)
 	second.stop(t)
-	<-done
-	mu.Lock()
-	all := append(std, prio...)
-	mu.Unlock()
-	h.waitDone(t, 30*time.Second, all)
+	h.waitDone(t, 30*time.Second, append(std, stream.records()...))
 	b.waitCommitted(t, group, "std", b.ends(t, "std"))
 	b.waitCommitted(t, group, "prio", b.ends(t, "prio"))
 }

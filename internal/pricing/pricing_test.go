@@ -55,6 +55,35 @@ func within(t *testing.T, d time.Duration, what string, ok func() bool) {
 	}
 }
 
+// sched is a running scheduler (with its own price cache) of the stack.
+type sched struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startScheduler runs a scheduler for owner: ended windows looked for every 100ms, a full
+// recompute only every hour.
+func (s stack) startScheduler(t *testing.T, owner string) sched {
+	t.Helper()
+	ctx := t.Context()
+	cache := pricing.NewCache(s.store.Prices, quiet())
+	if err := cache.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = cache.Run(cctx, 200*time.Millisecond, s.store.SubscribePricesChanged) })
+		sc := &pricing.Scheduler{Publisher: s.pub, Cache: cache, Redis: s.store, Owner: owner,
+			Interval: 100 * time.Millisecond, Full: time.Hour, Log: quiet()}
+		_ = sc.Run(cctx)
+		wg.Wait()
+	}()
+	return sched{cancel: cancel, done: done}
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // A publish from one process reaches the cache of another through the announcement, and a
@@ -126,30 +155,8 @@ func TestSchedulerLockAndBoundaries(t *testing.T) {
 	if err != nil || len(docs) != 1 {
 		t.Fatalf("published %d timelines (%v), want 1", len(docs), err)
 	}
-	type sched struct {
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	start := func(owner string) sched {
-		cache := pricing.NewCache(s.store.Prices, quiet())
-		if err := cache.Refresh(ctx); err != nil {
-			t.Fatal(err)
-		}
-		cctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			var wg sync.WaitGroup
-			wg.Go(func() { _ = cache.Run(cctx, 200*time.Millisecond, s.store.SubscribePricesChanged) })
-			sc := &pricing.Scheduler{Publisher: s.pub, Cache: cache, Redis: s.store, Owner: owner,
-				Interval: 100 * time.Millisecond, Full: time.Hour, Log: quiet()}
-			_ = sc.Run(cctx)
-			wg.Wait()
-		}()
-		return sched{cancel: cancel, done: done}
-	}
-	a := start("a")
-	b := start("b")
+	a := s.startScheduler(t, "a")
+	b := s.startScheduler(t, "b")
 	within(t, 10*time.Second, "a scheduler removes the ended window", func() bool {
 		docs, err := s.store.Prices(ctx)
 		return err == nil && len(docs) == 0
@@ -179,7 +186,7 @@ func TestSchedulerLockAndBoundaries(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c := start("c")
+	c := s.startScheduler(t, "c")
 	defer func() { c.cancel(); <-c.done }()
 	within(t, 15*time.Second, "the third scheduler removes the next ended window", func() bool {
 		docs, err := s.store.Prices(ctx)
@@ -200,19 +207,8 @@ func TestSchedulerRepublishesAfterRedisLostItsData(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cache := pricing.NewCache(s.store.Prices, quiet())
-	if err := cache.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := &pricing.Scheduler{Publisher: s.pub, Cache: cache, Redis: s.store, Owner: "a",
-			Interval: 100 * time.Millisecond, Full: time.Hour, Log: quiet()}
-		_ = sc.Run(cctx)
-	}()
-	defer func() { cancel(); <-done }()
+	a := s.startScheduler(t, "a")
+	defer func() { a.cancel(); <-a.done }()
 	within(t, 10*time.Second, "the first full publish marks it", func() bool {
 		ok, err := s.store.PricesPublished(ctx)
 		return err == nil && ok
