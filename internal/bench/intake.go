@@ -93,6 +93,7 @@ func startIntake(ctx context.Context, cfg Config, databaseURL, prefix, token str
 		"REDIS_PASSWORD":        cfg.Redis.RedisPassword,
 		"REDIS_DB":              strconv.Itoa(cfg.Redis.RedisDB),
 		"REDIS_KEY_PREFIX":      prefix,
+		"REDIS_POOL_SIZE":       strconv.Itoa(cfg.Redis.RedisPoolSize),
 		"KAFKA_BROKERS":         strings.Join(cluster.ListenAddrs(), ","),
 		"API_ADDR":              "127.0.0.1:0",
 		"API_DRAIN_DELAY":       "0s",
