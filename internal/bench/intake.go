@@ -93,7 +93,6 @@ func startIntake(ctx context.Context, cfg Config, databaseURL, prefix, token str
 		"REDIS_PASSWORD":        cfg.Redis.RedisPassword,
 		"REDIS_DB":              strconv.Itoa(cfg.Redis.RedisDB),
 		"REDIS_KEY_PREFIX":      prefix,
-		"REDIS_POOL_SIZE":       strconv.Itoa(cfg.Redis.RedisPoolSize),
 		"KAFKA_BROKERS":         strings.Join(cluster.ListenAddrs(), ","),
 		"API_ADDR":              "127.0.0.1:0",
 		"API_DRAIN_DELAY":       "0s",
@@ -102,6 +101,9 @@ func startIntake(ctx context.Context, cfg Config, databaseURL, prefix, token str
 		// path logs accepted orders at debug, so no line is written per order either way.
 		"LOG_LEVEL":     "info",
 		"SHOP_CURRENCY": "EUR",
+	}
+	if cfg.Redis.RedisPoolSize > 0 { // else the api's default
+		env["REDIS_POOL_SIZE"] = strconv.Itoa(cfg.Redis.RedisPoolSize)
 	}
 	a := &intakeArm{token: token, cluster: cluster, store: store, logs: newLogWatch(), done: make(chan error, 1)}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
