@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := deleteKeys(cctx, rdb, prefix+"*"); err != nil {
+		if err := redisstore.DeleteKeys(cctx, rdb, prefix+"*"); err != nil {
 			fmt.Fprintf(cfg.Progress, "cleanup: delete redis keys %s*: %v\n", prefix, err)
 		}
 	}()
@@ -650,28 +650,6 @@ func withSearchPath(databaseURL, schema string) (string, error) {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
-}
-
-// deleteKeys deletes every key matching pattern, walking the keyspace with SCAN.
-func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) error {
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return rdb.Unlink(ctx, batch...).Err()
-	}
-	return nil
 }
 
 func randomHex(n int) string {

@@ -75,7 +75,7 @@ func RunPromo(ctx context.Context, cfg Config, rounds int) (*PromoReport, error)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		_ = deleteKeys(cctx, rdb, prefix+"*")
+		_ = redisstore.DeleteKeys(cctx, rdb, prefix+"*")
 	}()
 	store := redisstore.New(rdb, prefix)
 	token, err := seedIntake(ctx, dbURL, store, benchPlainSKU, cfg.Stock)

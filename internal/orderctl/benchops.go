@@ -3,8 +3,6 @@ package orderctl
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -172,8 +171,8 @@ func (e *env) benchOps(ctx context.Context, cfg opsConfig) (*opsReport, error) {
 	defer drop()
 	b.rdb = redis.NewClient(&redis.Options{Addr: e.cfg.RedisAddrs[0]})
 	defer b.rdb.Close()
-	b.prefix = "benchops:" + opsHex(6) + ":"
-	defer opsCleanupRedis(b.rdb, b.prefix)
+	b.prefix = "benchops:" + workerbench.RandHex(6) + ":"
+	defer func() { _ = redisstore.DeleteKeys(context.Background(), b.rdb, b.prefix+"*") }()
 	b.store = redisstore.New(b.rdb, b.prefix)
 	b.sim = paysim.New(paysim.Config{Seed: 1})
 	simSrv := httptest.NewServer(b.sim.Handler())
@@ -483,7 +482,7 @@ func (b *opsBench) provision(ctx context.Context) error {
 
 // schema creates a migrated schema with the catalog and plenty of stock; drop removes it.
 func (b *opsBench) schema(ctx context.Context, dbURL string) (drop func(), err error) {
-	name := "benchops_" + opsHex(6)
+	name := "benchops_" + workerbench.RandHex(6)
 	admin, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", dbURL, err)
@@ -557,7 +556,7 @@ func (b *opsBench) prefillOrders(ctx context.Context, n int) error {
 	sem := make(chan struct{}, 64)
 	for i := range n {
 		sku := b.skus[i%len(b.skus)]
-		id := opsUUID()
+		id := uuid.NewString()
 		p, topic := workerbench.Order(i, id, sku, now)
 		env, err := event.NewOrderPlaced("/bench", p)
 		if err != nil {
@@ -596,7 +595,7 @@ func (b *opsBench) prefillStock(ctx context.Context, n int) error {
 	for i := range n {
 		wh := fmt.Sprintf("WH-%d", i%4)
 		h := event.StockHeader{WarehouseID: wh, SKU: b.skus[i%len(b.skus)], Seq: int64(i/4 + 1), OccurredAt: time.Now().UTC()}
-		env, err := event.NewStockEnvelope(opsUUID(), "warehouse/"+wh, event.StockLevel{StockHeader: h, OnHand: 1_000_000 + int64(i)})
+		env, err := event.NewStockEnvelope(uuid.NewString(), "warehouse/"+wh, event.StockLevel{StockHeader: h, OnHand: 1_000_000 + int64(i)})
 		if err != nil {
 			return err
 		}
@@ -642,35 +641,4 @@ func (r *opsReport) markdown(command string) string {
 	p("\nChecked during the run: %s.\n\n", strings.Join(r.checks, "; "))
 	p("Time includes each process's start (connecting to Postgres, Redis and the broker, joining the group): a fixed cost of a few hundred milliseconds that weighs more on the short runs. The re-drive's rate is publishing only; what it costs the pipeline is the processing that follows, shown on the next line.\n")
 	return b.String()
-}
-
-func opsHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func opsUUID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func opsCleanupRedis(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
 	"os"
 	"testing"
 	"time"
@@ -42,33 +43,10 @@ func Redis(t testing.TB) (*redis.Client, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, pattern := range []string{prefix + "*", "rate:" + prefix + "*"} {
-			if err := deleteMatching(ctx, client, pattern); err != nil {
+			if err := redisstore.DeleteKeys(ctx, client, pattern); err != nil {
 				t.Errorf("delete test keys %s: %v", pattern, err)
 			}
 		}
 	})
 	return client, prefix
-}
-
-// deleteMatching deletes every key matching pattern, walking the keyspace
-// with SCAN so the server is never blocked.
-func deleteMatching(ctx context.Context, client *redis.Client, pattern string) error {
-	iter := client.Scan(ctx, 0, pattern, 1000).Iterator()
-	batch := make([]string, 0, 500)
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := client.Unlink(ctx, batch...).Err(); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return err
-	}
-	if len(batch) > 0 {
-		return client.Unlink(ctx, batch...).Err()
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/google/uuid"
 	"io"
 	"net/http/httptest"
 	"net/url"
@@ -93,8 +94,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer simSrv.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	defer rdb.Close()
-	prefix := "bench:" + randHex(6) + ":"
-	defer cleanupRedis(rdb, prefix)
+	prefix := "bench:" + RandHex(6) + ":"
+	defer func() { _ = redisstore.DeleteKeys(context.Background(), rdb, prefix+"*") }()
 	store := redisstore.New(rdb, prefix)
 
 	skus := []string{"BENCH-HOT-1", "BENCH-HOT-2", "BENCH-A-1", "BENCH-A-2", "BENCH-A-3", "BENCH-A-4", "BENCH-A-5", "BENCH-A-6"}
@@ -284,7 +285,7 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 	sem := make(chan struct{}, 64)
 	for i := range n {
 		sku := skus[i%len(skus)]
-		id := uuidV4()
+		id := uuid.NewString()
 		p, topic := Order(i, id, sku, now)
 		env, err := event.NewOrderPlaced("/bench", p)
 		if err != nil {
@@ -356,7 +357,7 @@ func rewind(ctx context.Context, brokers []string, group string) error {
 
 // schema creates a migrated schema with the catalog and plenty of stock.
 func schema(ctx context.Context, dbURL string, skus []string) (*pgxpool.Pool, string, func(), error) {
-	name := "bench_" + randHex(6)
+	name := "bench_" + RandHex(6)
 	admin, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("connect %s: %w", dbURL, err)
@@ -416,35 +417,11 @@ func counts(ctx context.Context, pool *pgxpool.Pool) (RowCounts, error) {
 	return c, err
 }
 
-func cleanupRedis(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			rdb.Unlink(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		rdb.Unlink(ctx, keys...)
-	}
-}
-
-func randHex(n int) string {
+// RandHex returns n random bytes in hex: unique names for a benchmark's schema and key prefix.
+func RandHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func uuidV4() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // Markdown renders the report as the benchmarks document's worker section body.
