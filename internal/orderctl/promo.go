@@ -268,10 +268,18 @@ func (e *env) promoUpdateCmd() *cobra.Command {
 }
 
 func (e *env) promoEndCmd() *cobra.Command {
+	return e.promoByIDCmd("end ID", "End a promotion now (it stays listed, for audit and reports)", (*pricing.Service).End, e.printWritten)
+}
+
+// promoByIDCmd is a command on one promotion given by id: do reads or changes it through the
+// service, print shows the outcome.
+func (e *env) promoByIDCmd(use, short string,
+	do func(*pricing.Service, context.Context, string) (promotion.Promotion, error),
+	print func(promoFlags, promotion.Promotion, error) error) *cobra.Command {
 	var f promoFlags
 	cmd := &cobra.Command{
-		Use:   "end ID",
-		Short: "End a promotion now (it stays listed, for audit and reports)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.apply(cmd, &promotion.Promotion{}); err != nil {
@@ -282,8 +290,8 @@ func (e *env) promoEndCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			p, err := svc.End(cmd.Context(), args[0])
-			return e.printWritten(f, p, err)
+			p, err := do(svc, cmd.Context(), args[0])
+			return print(f, p, err)
 		},
 	}
 	f.registerView(cmd)
@@ -304,29 +312,12 @@ func (e *env) printWritten(f promoFlags, p promotion.Promotion, err error) error
 }
 
 func (e *env) promoShowCmd() *cobra.Command {
-	var f promoFlags
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a promotion",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.apply(cmd, &promotion.Promotion{}); err != nil {
-				return err
-			}
-			svc, done, err := e.promoService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			p, err := svc.Get(cmd.Context(), args[0])
-			if err != nil {
-				return promoErr(err)
-			}
-			return printPromos(e.stdout, f, p)
-		},
-	}
-	f.registerView(cmd)
-	return cmd
+	return e.promoByIDCmd("show ID", "Show a promotion", (*pricing.Service).Get, func(f promoFlags, p promotion.Promotion, err error) error {
+		if err != nil {
+			return promoErr(err)
+		}
+		return printPromos(e.stdout, f, p)
+	})
 }
 
 func (e *env) promoListCmd() *cobra.Command {
