@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -537,50 +536,7 @@ func (b *opsBench) schema(ctx context.Context, dbURL string) (drop func(), err e
 // prefillOrders produces n valid OrderPlaced records (one line each, 1 in 5 express, each with
 // its own e-mail address) and holds their stock in Redis, as the api would have.
 func (b *opsBench) prefillOrders(ctx context.Context, n int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.brokers...), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	sem := make(chan struct{}, 64)
-	for i := range n {
-		sku := b.skus[i%len(b.skus)]
-		id := uuid.NewString()
-		p, topic := workerbench.Order(i, id, sku, now)
-		env, err := event.NewOrderPlaced("/bench", p)
-		if err != nil {
-			return err
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if _, err := b.store.Reserve(ctx, id, []redisstore.Line{{SKU: sku, Qty: 1}}, p.HoldDeadline); err != nil {
-				fail(err)
-				return
-			}
-			cl.Produce(ctx, env.Record(topic, []byte(id)), func(_ *kgo.Record, err error) {
-				if err != nil {
-					fail(err)
-				}
-			})
-		})
-	}
-	wg.Wait()
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	return firstErr
+	return workerbench.Prefill(ctx, b.brokers, b.store, b.skus, n)
 }
 
 // prefillStock produces n warehouse stock levels, spread over 4 warehouses and the SKUs, each

@@ -273,6 +273,12 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 	if _, err := store.SeedStock(ctx, atp); err != nil {
 		return err
 	}
+	return Prefill(ctx, brokers, store, skus, n)
+}
+
+// Prefill produces n valid OrderPlaced records (Order: one line each, spread over skus, 1 in 5
+// express) and holds their stock in Redis, as the api would have; the SKUs must be stocked.
+func Prefill(ctx context.Context, brokers []string, store *redisstore.Store, skus []string, n int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
@@ -282,6 +288,13 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
 	sem := make(chan struct{}, 64)
 	for i := range n {
 		sku := skus[i%len(skus)]
@@ -295,16 +308,12 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if _, err := store.Reserve(ctx, id, []redisstore.Line{{SKU: sku, Qty: 1}}, p.HoldDeadline); err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
+				fail(err)
 				return
 			}
 			cl.Produce(ctx, env.Record(topic, []byte(id)), func(_ *kgo.Record, err error) {
 				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
+					fail(err)
 				}
 			})
 		})
