@@ -46,6 +46,16 @@ func (f *e2eFlags) binDir() (string, error) {
 	return filepath.Dir(self), nil
 }
 
+// prepare reads the scenario files and finds the binaries, before anything starts.
+func (f *e2eFlags) prepare() ([]*loadgen.Scenario, string, error) {
+	scenarios, err := f.load()
+	if err != nil {
+		return nil, "", err
+	}
+	bin, err := f.binDir()
+	return scenarios, bin, err
+}
+
 func (f *e2eFlags) load() ([]*loadgen.Scenario, error) {
 	var paths []string
 	for _, p := range f.scenarios {
@@ -90,11 +100,7 @@ func (e *env) chaosCmd() *cobra.Command {
 			"settle, a chaos step failed or a process ended on its own.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			scenarios, err := f.load()
-			if err != nil {
-				return err
-			}
-			bin, err := f.binDir()
+			scenarios, bin, err := f.prepare()
 			if err != nil {
 				return err
 			}
@@ -166,11 +172,7 @@ func (e *env) benchE2ECmd() *cobra.Command {
 			"of --out and the JSON reports to --json-dir. Exit 1 if an invariant broke.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			scenarios, err := f.load()
-			if err != nil {
-				return err
-			}
-			bin, err := f.binDir()
+			scenarios, bin, err := f.prepare()
 			if err != nil {
 				return err
 			}
