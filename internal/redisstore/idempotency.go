@@ -55,6 +55,8 @@ type IdemBegin struct {
 //     a TTL of ttl; IdemNew with newID.
 //   - a record with another body hash: IdemMismatch.
 //   - a finished record: IdemReplay with the stored answer.
+//   - a record in flight under newID itself (this attempt's begin, resent after its reply was
+//     lost): IdemNew with newID; newID must be new for every attempt.
 //   - a record in flight with a live lease: IdemInFlight.
 //   - a record given back by AbortIdempotent, or whose lease expired (its
 //     attempt crashed): take it over with a new lease, keeping the TTL;

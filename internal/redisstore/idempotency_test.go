@@ -54,6 +54,28 @@ func TestBeginIdempotentConcurrentHasOneWinner(t *testing.T) {
 	}
 }
 
+// TestBeginIdempotentResentClaimIsStillOurs: a client that resends its begin command after
+// losing the reply (a retry after a timeout, a pipelined batch replayed after a broken
+// connection) must find its own claim, not a request in flight (a 409 to its own request).
+// Another attempt, with its own new id, still finds the claim in flight.
+func TestBeginIdempotentResentClaimIsStillOurs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	now := time.Now()
+	first, err := b.store.BeginIdempotent(t.Context(), "orders", "key-1", "hash-1", "order-a", lease, ttl, now)
+	if err != nil || first.Outcome != redisstore.IdemNew || first.ID != "order-a" {
+		t.Fatalf("first begin: %+v, %v; want new order-a", first, err)
+	}
+	again, err := b.store.BeginIdempotent(t.Context(), "orders", "key-1", "hash-1", "order-a", lease, ttl, now.Add(time.Millisecond))
+	if err != nil || again.Outcome != redisstore.IdemNew || again.ID != "order-a" {
+		t.Fatalf("the same begin resent: %+v, %v; want new order-a", again, err)
+	}
+	other, err := b.store.BeginIdempotent(t.Context(), "orders", "key-1", "hash-1", "order-b", lease, ttl, now.Add(time.Millisecond))
+	if err != nil || other.Outcome != redisstore.IdemInFlight || other.ID != "order-a" {
+		t.Fatalf("another attempt: %+v, %v; want in_flight with order-a", other, err)
+	}
+}
+
 func TestIdempotencyLifecycle(t *testing.T) {
 	t.Parallel()
 	body := []byte("{\"order_id\":\"order-1\"}\x00\xff binary-safe")

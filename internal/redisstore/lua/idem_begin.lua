@@ -20,6 +20,11 @@ end
 if rec[3] == 'done' then
   return {'replay', rec[2] or '', rec[5] or '0', rec[6] or '', rec[7] or ''}
 end
+if rec[3] == 'inflight' and rec[2] == ARGV[2] then
+  -- This attempt's own claim, delivered twice (the client resent the command after losing
+  -- the reply): ARGV[2] is new per attempt, so the record is still ours. The lease stands.
+  return {'new', ARGV[2]}
+end
 if rec[3] == 'inflight' and (tonumber(rec[4]) or 0) > now then
   return {'inflight', rec[2] or ''}
 end
