@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/orderpipe/orderpipe/internal/admin"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -54,7 +55,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	rdb := redisstore.NewClient(cfg.Redis)
 	defer rdb.Close()
-	store := redisstore.New(rdb, cfg.RedisKeyPrefix)
+	// The intake's Redis calls go through the auto-pipeliner; rdb stays for the rest (it is
+	// what closes the auto-pipeliner too).
+	var hot redis.UniversalClient = rdb
+	if cfg.RedisAutoPipeline {
+		ap, err := redisstore.AutoPipeline(rdb)
+		if err != nil {
+			return err
+		}
+		hot = ap
+	}
+	store := redisstore.New(hot, cfg.RedisKeyPrefix)
 
 	kcl, err := kafka.NewClient(kafka.ClientConfig{
 		Brokers: cfg.KafkaBrokers, ClientID: cfg.KafkaClientID + "-api",

@@ -41,6 +41,7 @@ type Settings struct {
 	PromoSchedulerTick    time.Duration `env:"PROMO_SCHEDULER_INTERVAL" envDefault:"1s" help:"how often the promotion scheduler (active in one api at a time, Redis lock) republishes price timelines whose promotion windows ended"`
 	PromoRepublish        time.Duration `env:"PROMO_REPUBLISH_INTERVAL" envDefault:"1m" help:"how often the active promotion scheduler recomputes every SKU's price timeline from Postgres (heals a lost publish)"`
 	EventSource           string        `env:"EVENT_SOURCE" envDefault:"orderpipe/api" help:"CloudEvents source of the events this process produces"`
+	RedisAutoPipeline     bool          `env:"REDIS_AUTOPIPELINE" envDefault:"true" help:"send the Redis commands of concurrent requests together on one connection (go-redis auto-pipelining, full duplex): one write and one read serve many orders under load; false gives every command its own pooled connection and round trip"`
 }
 
 // Validate checks the api settings.

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"fmt"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderpipe/orderpipe/internal/config"
@@ -19,4 +21,23 @@ func NewClient(c config.Redis) redis.UniversalClient {
 		PoolTimeout:  c.RedisTimeout * 2,
 		MaxRetries:   1,
 	})
+}
+
+// AutoPipeline returns client's auto-pipeliner (go-redis, full duplex): concurrent callers'
+// commands share one held connection, written together and answered in order, so under load
+// one write and one read carry many orders' commands instead of one round trip each. A
+// Pipelined call rides the same connection as one contiguous batch. Callers block exactly as on
+// client; errors, timeouts (REDIS_TIMEOUT) and retries are the client's. Closing client closes
+// it.
+func AutoPipeline(client redis.UniversalClient) (*redis.AutoPipeliner, error) {
+	ap, err := client.AutoPipelineWithOptions(&redis.AutoPipelineOptions{
+		FullDuplex:           true,
+		MaxBatchSize:         300,
+		MaxBatchBytes:        128 << 10,
+		MaxConcurrentBatches: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis auto-pipeline: %w", err)
+	}
+	return ap, nil
 }

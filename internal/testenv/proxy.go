@@ -15,9 +15,10 @@ type Proxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
+	mu       sync.Mutex
+	cut      bool
+	conns    map[net.Conn]struct{}
+	accepted int
 }
 
 // NewProxy starts a proxy to target and closes it when the test ends.
@@ -48,6 +49,13 @@ func (p *Proxy) Cut() {
 		_ = c.Close()
 	}
 	clear(p.conns)
+}
+
+// Accepted is how many connections the proxy has let through since it started.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 // Restore lets connections through again.
@@ -91,6 +99,7 @@ func (p *Proxy) handle(c net.Conn) {
 		return
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.accepted++
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	pipe := func(dst, src net.Conn) {
