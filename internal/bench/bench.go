@@ -477,6 +477,7 @@ func runIntake(ctx context.Context, cfg Config, rep *repeats, id, databaseURL st
 	defer arm.close()
 
 	callsBefore, callsErr := redisCalls(ctx, rdb)
+	readsBefore, readsErr := redisReads(ctx, rdb)
 	var profErrs [2]error
 	h := hooks{
 		aroundClosed: func(run func()) { profs[0], profErrs[0] = profiled(ctx, cfg.CPUProfile, true, run) },
@@ -509,6 +510,13 @@ func runIntake(ctx context.Context, cfg Config, rep *repeats, id, databaseURL st
 		if after, err := redisCalls(ctx, rdb); err == nil {
 			a.notes = append(a.notes, "Redis commands per accepted order (INFO commandstats delta over the arm, commands inside Lua scripts included; the Redis server is shared with anything else running): "+
 				callsPerOrder(callsBefore, after, a.accepted))
+		}
+	}
+	if readsErr == nil && a.accepted > 0 {
+		if after, err := redisReads(ctx, rdb); err == nil {
+			a.notes = append(a.notes, fmt.Sprintf("Redis socket reads per accepted order over the arm (INFO stats total_reads_processed delta): %.2f. "+
+				"An order makes 3 round trips (idempotency begin, reservation, answer with snapshot); fewer reads than that mean the auto-pipeliner (`REDIS_AUTOPIPELINE`) wrote several orders' commands together.",
+				float64(after-readsBefore)/float64(a.accepted)))
 		}
 	}
 	stopErr := arm.stop()

@@ -82,3 +82,13 @@ func TestStockCheckFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestParseInfoInt(t *testing.T) {
+	info := "# Stats\r\ntotal_connections_received:12\r\ntotal_reads_processed:4711\r\ntotal_writes_processed:4700\r\n"
+	if n, err := parseInfoInt(info, "total_reads_processed"); err != nil || n != 4711 {
+		t.Fatalf("total_reads_processed = %d, %v; want 4711", n, err)
+	}
+	if _, err := parseInfoInt(info, "total_net_input_bytes"); err == nil {
+		t.Fatal("a missing field parsed without error")
+	}
+}

@@ -294,6 +294,27 @@ func redisCalls(ctx context.Context, rdb redis.UniversalClient) (map[string]int6
 	return parseCommandStats(info), nil
 }
 
+// redisReads reads how many times Redis has read from a client socket (INFO stats
+// total_reads_processed). Commands that arrive together, pipelined, are served by one read.
+func redisReads(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	info, err := rdb.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis info stats: %w", err)
+	}
+	return parseInfoInt(info, "total_reads_processed")
+}
+
+// parseInfoInt finds "field:123" in an INFO reply.
+func parseInfoInt(info, field string) (int64, error) {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), field+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis info: no %s", field)
+}
+
 // parseCommandStats reads lines such as "cmdstat_evalsha:calls=12,usec=34,...".
 func parseCommandStats(info string) map[string]int64 {
 	out := map[string]int64{}

@@ -58,6 +58,7 @@ const (
 	requestRoot      = "net/http.(*conn).serve"
 	requestRest      = "api: HTTP serving, Echo, handlers, validation (the rest of the request)"
 	kafkaClient      = "api: Kafka produce (franz-go client)"
+	redisClient      = "api: Redis (go-redis client, redisstore)"
 	schedulerOrOther = "Go runtime: scheduler, netpoll, syscalls outside a goroutine"
 )
 
@@ -88,8 +89,11 @@ func classify(stack []string) string {
 		return requestRest
 	}
 	for _, f := range stack {
-		if strings.Contains(f, "franz-go/pkg/kgo") {
+		switch {
+		case strings.Contains(f, "franz-go/pkg/kgo"):
 			return kafkaClient // the producer's own goroutines (sinks, metadata)
+		case strings.Contains(f, "redis/go-redis"):
+			return redisClient // the auto-pipeliner's writer and reader goroutines
 		}
 	}
 	return schedulerOrOther

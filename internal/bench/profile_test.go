@@ -30,6 +30,7 @@ func TestClassify(t *testing.T) {
 		},
 		{"plain handler work", []string{"github.com/labstack/echo/v4.(*Echo).ServeHTTP", "net/http.(*conn).serve"}, requestRest},
 		{"producer goroutine", []string{"syscall.write", "github.com/twmb/franz-go/pkg/kgo.(*sink).produce"}, kafkaClient},
+		{"auto-pipeliner goroutine", []string{"syscall.write", "github.com/redis/go-redis/v9.(*fdEngine).writeBatch"}, redisClient},
 		{"scheduler", []string{"runtime.findRunnable", "runtime.schedule", "runtime.mcall"}, schedulerOrOther},
 	}
 	for _, tt := range tests {

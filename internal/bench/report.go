@@ -472,12 +472,12 @@ func (r *Report) faster(b *strings.Builder) {
 		p("- **Measure on separate machines.** %.0f%% of this process's CPU is the load generator and kfake, which do not run "+
 			"next to the api in production, and Redis and Postgres take their share of the same 2 CPUs; %.0f%% of the process is "+
 			"the api itself.\n", 100*harness, 100*prof.sharePrefix("api:"))
-		p("- **Fewer Redis round trips per order** (%.0f%% of the process is the Redis client, mostly the write and read syscalls, "+
-			"plus Redis's own CPU). An order makes four sequential round trips: idempotency begin, reservation, pending snapshot, "+
-			"idempotency answer (the commands per order above; commands run inside Lua scripts are counted too). Sending the snapshot in "+
-			"the reservation's pipeline (deleting it if the reservation is refused) saves one; beginning the idempotency record and "+
-			"reserving in one script saves another, but needs the idempotency key in the SKU's hash slot (a key-layout change for "+
-			"Redis Cluster).\n", 100*prof.share("api: Redis (go-redis client, redisstore)"))
+		p("- **Redis** (%.0f%% of the process is the Redis client, its auto-pipeliner's writer and reader goroutines included, "+
+			"plus Redis's own CPU). An order makes three round trips: idempotency begin, reservation, answer with the pending snapshot. "+
+			"With `REDIS_AUTOPIPELINE` (on) concurrent orders' commands share writes and reads (the reads per order above); most of "+
+			"Redis's own CPU is then the Lua scripts themselves (the commands per order above). Beginning the idempotency record and "+
+			"reserving in one script would save a round trip, but needs the idempotency key in the SKU's hash slot (a key-layout "+
+			"change for Redis Cluster).\n", 100*prof.share("api: Redis (go-redis client, redisstore)"))
 		p("- **Cheaper event validation** (%.0f%%): every OrderPlaced is validated against its JSON Schema on the hot path, although "+
 			"the request was validated field by field and the event is built by code. Proving the builder right in tests (and sampling "+
 			"in production) removes it.\n", 100*prof.share("api: OrderPlaced JSON Schema validation"))
