@@ -79,10 +79,18 @@ func seedIntake(ctx context.Context, databaseURL string, store *redisstore.Store
 	return token, nil
 }
 
+// kfakeSegments keeps kfake's log segments small. kfake holds its log in an in-memory file
+// system whose files grow by doubling: with its default 100 MiB segments, a partition's file is
+// copied whole (tens of MiB) at each doubling, inside the broker's single goroutine, and every
+// produce waits meanwhile. Six partitions crossing a size at about the same time stalled the
+// intake for 100-250 ms, a pause a real broker (appending to files in the page cache) does not
+// have. At 4 MiB a segment's largest copy is 2 MiB.
+var kfakeSegments = kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(4 << 20)})
+
 // startIntake starts a kfake cluster with the orderpipe topics and runs the api against it,
 // Postgres at databaseURL and Redis under prefix, and waits until it is ready.
 func startIntake(ctx context.Context, cfg Config, databaseURL, prefix, token string, store *redisstore.Store) (*intakeArm, error) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6,
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfakeSegments, kfake.SeedTopics(6,
 		event.TopicOrdersPlaced, event.TopicOrdersPlacedPriority, "orders.events", "inventory.stock"))
 	if err != nil {
 		return nil, fmt.Errorf("start kfake cluster: %w", err)
