@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -65,14 +66,7 @@ func unknownFields(v any, t reflect.Type, path string, out *[]order.FieldError) 
 		if t.Kind() != reflect.Struct {
 			return
 		}
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name != "" && name != "-" {
-				fields[name] = f.Type
-			}
-		}
+		fields := jsonFields(t)
 		keys := make([]string, 0, len(val))
 		for k := range val {
 			keys = append(keys, k)
@@ -98,6 +92,27 @@ func unknownFields(v any, t reflect.Type, path string, out *[]order.FieldError) 
 			unknownFields(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), out)
 		}
 	}
+}
+
+// fieldsByType caches jsonFields: request types are few and fixed, and building the map took a
+// share of every order's decoding.
+var fieldsByType sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields maps the json names of struct type t's fields to their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldsByType.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	f, _ := fieldsByType.LoadOrStore(t, fields)
+	return f.(map[string]reflect.Type)
 }
 
 func jsonKind(t reflect.Type) string {
