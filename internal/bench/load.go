@@ -51,6 +51,7 @@ type load struct {
 	rate     int // requests per second; 0 means as fast as workers allow (closed loop)
 	workers  int // concurrent requests for a closed loop; the initial pool for an open model
 	duration time.Duration
+	each     func(*vegeta.Result) // when set, sees every result as it arrives
 }
 
 // runResult is what one run measured.
@@ -171,6 +172,9 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		}
 		if end := r.End(); end.After(last) {
 			last = end
+		}
+		if l.each != nil {
+			l.each(r)
 		}
 		res.requests++
 		res.latencies = append(res.latencies, r.Latency)

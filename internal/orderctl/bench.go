@@ -81,6 +81,53 @@ func (e *env) benchCmd() *cobra.Command {
 	cmd.AddCommand(intake, e.benchWorkerCmd(), e.benchE2ECmd())
 	cmd.AddCommand(e.benchOpsCmd())
 	cmd.AddCommand(e.benchPromoCmd())
+	cmd.AddCommand(e.benchTimelineCmd())
+	return cmd
+}
+
+// benchTimelineCmd drives the full intake at one fixed rate and shows where its slow requests
+// are in time: for finding out whether a p99 is a slow service or a few stalls.
+func (e *env) benchTimelineCmd() *cobra.Command {
+	var (
+		rate         int
+		runs         int
+		duration     time.Duration
+		window, slow time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "timeline",
+		Short: "Drive the full intake at one open-model rate and show when its slow requests were sent",
+		Long: "Starts the full intake as `orderctl bench intake` does (the real api in this process, an in-process\n" +
+			"kfake broker, a temporary Postgres schema and Redis key prefix), warms it up, and runs --runs open-model\n" +
+			"runs of --duration at --rate orders/s. For each run it prints p50/p99/p99.9 and every --window (by send\n" +
+			"time) that had requests slower than --slow. Stalls show as windows in which nearly every request is\n" +
+			"slow, the worst first, the backlog draining after them; a uniformly slow service shows as slow\n" +
+			"requests spread over every window. Writes nothing to docs.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rate < 1 || runs < 1 || duration < time.Second || window <= 0 || slow <= 0 {
+				return usageErr("want --rate and --runs at least 1, --duration at least 1s, --window and --slow positive")
+			}
+			ctx := cmd.Context()
+			if err := createDatabase(ctx, e.cfg.DatabaseURL); err != nil {
+				return err
+			}
+			cfg := bench.TimelineConfig{
+				Config: bench.Config{
+					DatabaseURL: e.cfg.DatabaseURL, Redis: e.cfg.Redis, Duration: duration, Rate: rate, Progress: e.stdout,
+				},
+				Runs: runs, Window: window, Slow: slow,
+			}
+			res, err := bench.RunTimeline(ctx, cfg)
+			bench.WriteTimeline(e.stdout, cfg, res)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&rate, "rate", 0, "open-model arrival rate in orders/s (required)")
+	cmd.Flags().IntVar(&runs, "runs", 3, "runs at that rate, one after the other")
+	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "length of each run")
+	cmd.Flags().DurationVar(&window, "window", 50*time.Millisecond, "length of a timeline window")
+	cmd.Flags().DurationVar(&slow, "slow", 20*time.Millisecond, "a request slower than this is slow")
 	return cmd
 }
 
