@@ -128,27 +128,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	for _, s := range []string{apiSchema, naiveSchema} {
-		if err := execAdmin(ctx, cfg.DatabaseURL, "CREATE SCHEMA "+pgx.Identifier{s}.Sanitize()); err != nil {
-			return nil, fmt.Errorf("create schema %s: %w", s, err)
+		drop, err := tempSchema(ctx, cfg, s)
+		if err != nil {
+			return nil, err
 		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := execAdmin(cctx, cfg.DatabaseURL, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
-				fmt.Fprintf(cfg.Progress, "cleanup: drop schema %s: %v\n", s, err)
-			}
-		}()
+		defer drop()
 	}
-	rdb := redisstore.NewClient(cfg.Redis)
-	defer rdb.Close()
-	prefix := "bench:" + id + ":"
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := redisstore.DeleteKeys(cctx, rdb, prefix+"*"); err != nil {
-			fmt.Fprintf(cfg.Progress, "cleanup: delete redis keys %s*: %v\n", prefix, err)
-		}
-	}()
+	rdb, prefix, cleanup := tempRedis(ctx, cfg, id)
+	defer cleanup()
 
 	waitQuiet(ctx, cfg.Progress)
 	bare, err := runBare(ctx, cfg, &repeats{}, id)
@@ -178,6 +165,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// tempSchema creates the Postgres schema name for one benchmark run; drop removes it and
+// everything in it.
+func tempSchema(ctx context.Context, cfg Config, name string) (drop func(), err error) {
+	if err := execAdmin(ctx, cfg.DatabaseURL, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create schema %s: %w", name, err)
+	}
+	return func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := execAdmin(cctx, cfg.DatabaseURL, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+			fmt.Fprintf(cfg.Progress, "cleanup: drop schema %s: %v\n", name, err)
+		}
+	}, nil
+}
+
+// tempRedis connects to the benchmark's Redis and picks the run's key prefix; cleanup deletes
+// every key under it and closes the client.
+func tempRedis(ctx context.Context, cfg Config, id string) (rdb redis.UniversalClient, prefix string, cleanup func()) {
+	rdb = redisstore.NewClient(cfg.Redis)
+	prefix = "bench:" + id + ":"
+	return rdb, prefix, func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := redisstore.DeleteKeys(cctx, rdb, prefix+"*"); err != nil {
+			fmt.Fprintf(cfg.Progress, "cleanup: delete redis keys %s*: %v\n", prefix, err)
+		}
+		_ = rdb.Close()
+	}
 }
 
 // armResult is one arm's runs and checks.

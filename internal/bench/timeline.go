@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/orderpipe/orderpipe/internal/redisstore"
@@ -62,22 +61,13 @@ func RunTimeline(ctx context.Context, cfg TimelineConfig) ([]TimelineRun, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := execAdmin(ctx, cfg.DatabaseURL, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create schema %s: %w", schema, err)
+	drop, err := tempSchema(ctx, cfg.Config, schema)
+	if err != nil {
+		return nil, err
 	}
-	rdb := redisstore.NewClient(cfg.Redis)
-	defer rdb.Close()
-	prefix := "bench:" + id + ":"
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := redisstore.DeleteKeys(cctx, rdb, prefix+"*"); err != nil {
-			fmt.Fprintf(cfg.Progress, "cleanup: delete redis keys %s*: %v\n", prefix, err)
-		}
-		if err := execAdmin(cctx, cfg.DatabaseURL, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			fmt.Fprintf(cfg.Progress, "cleanup: drop schema %s: %v\n", schema, err)
-		}
-	}()
+	defer drop()
+	rdb, prefix, cleanup := tempRedis(ctx, cfg.Config, id)
+	defer cleanup()
 
 	store := redisstore.New(rdb, prefix)
 	token, err := seedIntake(ctx, apiURL, store, hotSKU, cfg.Stock)
