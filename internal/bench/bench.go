@@ -222,6 +222,10 @@ const (
 	sustainP99       = 100 * time.Millisecond
 	sustainMaxFailed = 0.001 // share of requests not answered 202
 	sustainMinSent   = 0.97  // share of the scheduled requests actually sent
+	// A step's queue grew when the median latency of its last third exceeds twice its first
+	// third's plus this slack: arrivals above capacity build a backlog that a short step's p99
+	// alone may not show yet.
+	sustainGrowthSlack = 5 * time.Millisecond
 )
 
 // searchFractions are the open-model steps, as fractions of the closed-loop throughput, tried
@@ -236,7 +240,13 @@ func (r runResult) sustained(d time.Duration) bool {
 	return r.requests > 0 &&
 		float64(r.failed()) <= sustainMaxFailed*float64(r.requests) &&
 		float64(r.requests) >= sustainMinSent*scheduled &&
-		r.quantile(0.99) <= sustainP99
+		r.quantile(0.99) <= sustainP99 &&
+		!r.backlogGrew()
+}
+
+// backlogGrew says whether the answers got slower over the run, as a growing queue makes them.
+func (r runResult) backlogGrew() bool {
+	return r.thirds && r.late > 2*r.early+sustainGrowthSlack
 }
 
 // hooks let an arm add to its runs.

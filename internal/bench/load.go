@@ -66,6 +66,11 @@ type runResult struct {
 	latencies  []time.Duration
 	cpu        cpuUse
 	inside     insideTimes
+	// early and late are the median latencies of the requests sent in the first and in the last
+	// third of an open-model run (thirds false for a closed loop): a queue that grows during the
+	// run shows as a late median far above the early one.
+	early, late time.Duration
+	thirds      bool
 }
 
 // insideTimes are the server's own mean timings per order over a run (the full intake only).
@@ -165,6 +170,7 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		res.latencies = make([]time.Duration, 0, int(float64(l.rate)*l.duration.Seconds())+16)
 	}
 	var first, last time.Time
+	var sent []time.Time // send times, in arrival order of the answers (open model only)
 	seenErr := map[string]bool{}
 	for r := range atk.Attack(newTargeter(t, keyPrefix), pacer, l.duration, l.label) {
 		if first.IsZero() || r.Timestamp.Before(first) {
@@ -178,6 +184,9 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		}
 		res.requests++
 		res.latencies = append(res.latencies, r.Latency)
+		if l.rate > 0 {
+			sent = append(sent, r.Timestamp)
+		}
 		code := int(r.Code) // 0 when no answer came (connection error, timeout)
 		res.codes[code]++
 		if code != http.StatusAccepted {
@@ -194,8 +203,32 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 	if !first.IsZero() {
 		res.elapsed = last.Sub(first)
 	}
+	if l.rate > 0 {
+		res.early, res.late, res.thirds = thirdMedians(first, l.duration, sent, res.latencies)
+	}
 	slices.Sort(res.latencies)
 	return res
+}
+
+// thirdMedians returns the median latency of the requests sent in the first and in the last
+// third of a run of length d that started at start; ok is false when a third is empty. sent and
+// latencies are parallel.
+func thirdMedians(start time.Time, d time.Duration, sent []time.Time, latencies []time.Duration) (early, late time.Duration, ok bool) {
+	var a, b []time.Duration
+	for i, t := range sent {
+		switch off := t.Sub(start); {
+		case off < d/3:
+			a = append(a, latencies[i])
+		case off >= d-d/3:
+			b = append(b, latencies[i])
+		}
+	}
+	if len(a) == 0 || len(b) == 0 {
+		return 0, 0, false
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return quantile(a, 0.5), quantile(b, 0.5), true
 }
 
 // statusSummary renders the status counts, for example "202: 9990, 0 (transport): 10".

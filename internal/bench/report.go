@@ -227,6 +227,9 @@ func (r *Report) Markdown() string {
 				mark := "sustained"
 				if !s.sustained(d) {
 					mark = fmt.Sprintf("**not sustained**: %.1f%% sent, %d not 202", 100*float64(s.requests)/max(float64(s.rate)*d.Seconds(), 1), s.failed())
+					if s.backlogGrew() {
+						mark += fmt.Sprintf(", backlog grew (median %s in the first third, %s in the last)", ms(s.early), ms(s.late))
+					}
 				}
 				parts[i] = fmt.Sprintf("%d/s → p99 %s, %s", s.rate, ms(s.quantile(0.99)), mark)
 			}
@@ -287,10 +290,11 @@ func (r *Report) method(b *strings.Builder) {
 		"queueing by construction); the **search for saturation**; and the fixed-rate **open-model** run of %s.\n", r.cfg.Duration, r.cfg.Workers, r.cfg.Duration)
 	p("- **Saturation** = the highest open-model arrival rate the arm sustains: steps of %s at %s of the closed-loop throughput, "+
 		"stopping at the first step not sustained, then %d bisection steps. A step is sustained when at least %.1f%% of its requests are "+
-		"answered 202, the generator sent at least %.0f%% of the scheduled requests, and the p99 stays within %s (a queue growing a few "+
-		"percent over capacity crosses that within a step). The closed loop can overstate what an open arrival process gets (compare "+
+		"answered 202, the generator sent at least %.0f%% of the scheduled requests, the p99 stays within %s, and the queue did not grow: "+
+		"the median latency of the requests sent in the step's last third is at most twice that of its first third plus %s (arrivals a "+
+		"few percent over capacity build a backlog that a short step's p99 may not show yet). The closed loop can overstate what an open arrival process gets (compare "+
 		"the rows): with requests spread out, goroutines and threads are parked and woken per request instead of finding work ready, "+
-		"which costs CPU a full queue does not pay.\n", d, fractions(searchFractions), bisectSteps, 100*(1-sustainMaxFailed), 100*sustainMinSent, ms(sustainP99))
+		"which costs CPU a full queue does not pay.\n", d, fractions(searchFractions), bisectSteps, 100*(1-sustainMaxFailed), 100*sustainMinSent, ms(sustainP99), ms(sustainGrowthSlack))
 	if r.cfg.Rate == 0 {
 		p("- **Open model** = requests sent on a fixed schedule at **80%% of that arm's saturation rate**, whatever the answers " +
 			"(vegeta starts another worker whenever all are busy, so slow answers do not slow the schedule: no coordinated omission). " +

@@ -302,6 +302,8 @@ func TestSustained(t *testing.T) {
 		{"p99 over the bound", fakeRun("s", 100, 200, 202, sustainP99+time.Millisecond, 100), false},
 		{"errors", fakeRun("s", 100, 200, 500, 5*time.Millisecond, 100), false},
 		{"nothing sent", runResult{rate: 100, codes: map[int]int{}}, false},
+		{"steady medians", withThirds(fakeRun("s", 100, 200, 202, 5*time.Millisecond, 100), 2*time.Millisecond, 4*time.Millisecond), true},
+		{"queue grew", withThirds(fakeRun("s", 100, 200, 202, 5*time.Millisecond, 100), 2*time.Millisecond, 30*time.Millisecond), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,6 +312,27 @@ func TestSustained(t *testing.T) {
 				t.Fatalf("sustained = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func withThirds(r runResult, early, late time.Duration) runResult {
+	r.early, r.late, r.thirds = early, late, true
+	return r
+}
+
+func TestThirdMedians(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	// A 3 s run: two requests in the first second, one in the middle, three in the last.
+	sent := []time.Time{start, start.Add(900 * ms), start.Add(1500 * ms), start.Add(2000 * ms), start.Add(2500 * ms), start.Add(2999 * ms)}
+	lat := []time.Duration{1 * ms, 3 * ms, 500 * ms, 40 * ms, 10 * ms, 20 * ms}
+	early, late, ok := thirdMedians(start, 3*time.Second, sent, lat)
+	if !ok || early != 1*ms || late != 20*ms {
+		t.Fatalf("thirds = %s, %s, %v; want 1ms, 20ms (nearest-rank medians), true", early, late, ok)
+	}
+	if _, _, ok := thirdMedians(start, 3*time.Second, sent[:2], lat[:2]); ok {
+		t.Fatal("no request in the last third, but ok")
 	}
 }
 
