@@ -51,7 +51,6 @@ type load struct {
 	rate     int // requests per second; 0 means as fast as workers allow (closed loop)
 	workers  int // concurrent requests for a closed loop; the initial pool for an open model
 	duration time.Duration
-	each     func(*vegeta.Result) // when set, sees every result as it arrives
 }
 
 // runResult is what one run measured.
@@ -66,11 +65,19 @@ type runResult struct {
 	latencies  []time.Duration
 	cpu        cpuUse
 	inside     insideTimes
+	// samples are an open-model run's requests by send time (nil for a closed loop).
+	samples []sentSample
 	// early and late are the median latencies of the requests sent in the first and in the last
 	// third of an open-model run (thirds false for a closed loop): a queue that grows during the
 	// run shows as a late median far above the early one.
 	early, late time.Duration
 	thirds      bool
+}
+
+// sentSample is one request of an open-model run: when it was sent and how long its answer took.
+type sentSample struct {
+	sent    time.Time
+	latency time.Duration
 }
 
 // insideTimes are the server's own mean timings per order over a run (the full intake only).
@@ -170,7 +177,6 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		res.latencies = make([]time.Duration, 0, int(float64(l.rate)*l.duration.Seconds())+16)
 	}
 	var first, last time.Time
-	var sent []time.Time // send times, in arrival order of the answers (open model only)
 	seenErr := map[string]bool{}
 	for r := range atk.Attack(newTargeter(t, keyPrefix), pacer, l.duration, l.label) {
 		if first.IsZero() || r.Timestamp.Before(first) {
@@ -179,13 +185,10 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		if end := r.End(); end.After(last) {
 			last = end
 		}
-		if l.each != nil {
-			l.each(r)
-		}
 		res.requests++
 		res.latencies = append(res.latencies, r.Latency)
 		if l.rate > 0 {
-			sent = append(sent, r.Timestamp)
+			res.samples = append(res.samples, sentSample{r.Timestamp, r.Latency})
 		}
 		code := int(r.Code) // 0 when no answer came (connection error, timeout)
 		res.codes[code]++
@@ -204,23 +207,22 @@ func attack(ctx context.Context, t target, keyPrefix string, l load) runResult {
 		res.elapsed = last.Sub(first)
 	}
 	if l.rate > 0 {
-		res.early, res.late, res.thirds = thirdMedians(first, l.duration, sent, res.latencies)
+		res.early, res.late, res.thirds = thirdMedians(first, l.duration, res.samples)
 	}
 	slices.Sort(res.latencies)
 	return res
 }
 
 // thirdMedians returns the median latency of the requests sent in the first and in the last
-// third of a run of length d that started at start; ok is false when a third is empty. sent and
-// latencies are parallel.
-func thirdMedians(start time.Time, d time.Duration, sent []time.Time, latencies []time.Duration) (early, late time.Duration, ok bool) {
+// third of a run of length d that started at start; ok is false when a third is empty.
+func thirdMedians(start time.Time, d time.Duration, samples []sentSample) (early, late time.Duration, ok bool) {
 	var a, b []time.Duration
-	for i, t := range sent {
-		switch off := t.Sub(start); {
+	for _, s := range samples {
+		switch off := s.sent.Sub(start); {
 		case off < d/3:
-			a = append(a, latencies[i])
+			a = append(a, s.latency)
 		case off >= d-d/3:
-			b = append(b, latencies[i])
+			b = append(b, s.latency)
 		}
 	}
 	if len(a) == 0 || len(b) == 0 {

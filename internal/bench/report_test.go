@@ -325,13 +325,15 @@ func TestThirdMedians(t *testing.T) {
 	start := time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
 	ms := time.Millisecond
 	// A 3 s run: two requests in the first second, one in the middle, three in the last.
-	sent := []time.Time{start, start.Add(900 * ms), start.Add(1500 * ms), start.Add(2000 * ms), start.Add(2500 * ms), start.Add(2999 * ms)}
-	lat := []time.Duration{1 * ms, 3 * ms, 500 * ms, 40 * ms, 10 * ms, 20 * ms}
-	early, late, ok := thirdMedians(start, 3*time.Second, sent, lat)
+	samples := []sentSample{
+		{start, 1 * ms}, {start.Add(900 * ms), 3 * ms}, {start.Add(1500 * ms), 500 * ms},
+		{start.Add(2000 * ms), 40 * ms}, {start.Add(2500 * ms), 10 * ms}, {start.Add(2999 * ms), 20 * ms},
+	}
+	early, late, ok := thirdMedians(start, 3*time.Second, samples)
 	if !ok || early != 1*ms || late != 20*ms {
 		t.Fatalf("thirds = %s, %s, %v; want 1ms, 20ms (nearest-rank medians), true", early, late, ok)
 	}
-	if _, _, ok := thirdMedians(start, 3*time.Second, sent[:2], lat[:2]); ok {
+	if _, _, ok := thirdMedians(start, 3*time.Second, samples[:2]); ok {
 		t.Fatal("no request in the last third, but ok")
 	}
 }

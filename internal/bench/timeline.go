@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
@@ -85,16 +83,14 @@ func RunTimeline(ctx context.Context, cfg TimelineConfig) ([]TimelineRun, error)
 
 	runs := make([]TimelineRun, 0, cfg.Runs)
 	for i := range cfg.Runs {
-		var all []timelineSample
-		l := load{label: fmt.Sprintf("timeline %d", i+1), rate: cfg.Rate, workers: cfg.Workers, duration: cfg.Duration,
-			each: func(r *vegeta.Result) { all = append(all, timelineSample{r.Timestamp, r.Latency}) }}
+		l := load{label: fmt.Sprintf("timeline %d", i+1), rate: cfg.Rate, workers: cfg.Workers, duration: cfg.Duration}
 		res := attack(ctx, t, fmt.Sprintf("tl-%s-%d-", id, i), l)
 		if err := ctx.Err(); err != nil {
 			return runs, err
 		}
 		tr := TimelineRun{Requests: res.requests, NotAccepted: res.failed(),
 			P50: res.quantile(0.5), P99: res.quantile(0.99), P999: res.quantile(0.999)}
-		tr.Windows, tr.Slow = slowWindows(all, cfg.Window, cfg.Slow)
+		tr.Windows, tr.Slow = slowWindows(res.samples, cfg.Window, cfg.Slow)
 		fmt.Fprintf(cfg.Progress, "%s: %d requests, p99 %s, %d slow\n", l.label, tr.Requests, ms(tr.P99), tr.Slow)
 		runs = append(runs, tr)
 	}
@@ -105,16 +101,10 @@ func RunTimeline(ctx context.Context, cfg TimelineConfig) ([]TimelineRun, error)
 	return runs, stopErr
 }
 
-// timelineSample is one request: when it was sent and how long its answer took.
-type timelineSample struct {
-	sent    time.Time
-	latency time.Duration
-}
-
 // slowWindows cuts the samples into windows of length window, counted from the first request
 // sent, and returns the windows with requests slower than slow, in time order, and how many
 // requests were slow in all.
-func slowWindows(samples []timelineSample, window, slow time.Duration) ([]TimelineWindow, int) {
+func slowWindows(samples []sentSample, window, slow time.Duration) ([]TimelineWindow, int) {
 	if len(samples) == 0 {
 		return nil, 0
 	}

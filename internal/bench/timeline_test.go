@@ -13,7 +13,7 @@ import (
 func TestSlowWindows(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	ms := time.Millisecond
-	samples := []timelineSample{
+	samples := []sentSample{
 		{t0.Add(10 * ms), 2 * ms},   // window 0: fast
 		{t0, 3 * ms},                // window 0: the first sent, out of order
 		{t0.Add(120 * ms), 90 * ms}, // window 2: slow
