@@ -94,7 +94,7 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 	sh.Env = append(os.Environ(), "ORDERPIPE_KEY="+key[1])
 	shOut, err := sh.CombinedOutput()
 	if err != nil {
-		t.Fatalf("README commands failed: %v\n%s\nscript:\n%s", err, shOut, script)
+		t.Fatalf("README commands failed: %v\n%s\nscript:\n%s\norderctl dev output:\n%s", err, shOut, script, out.String())
 	}
 	for _, want := range []string{`"status":"pending"`, `"order_id":`, `"available":`} {
 		if !strings.Contains(string(shOut), want) {
