@@ -232,10 +232,19 @@ func TestAvailabilityCacheFollowsAnnouncements(t *testing.T) {
 	// A long cache lifetime, so only the announcement can make the change visible (a slow
 	// machine must not let the cache expire between the two reads).
 	s := openShop(t, 7, map[string]string{"INVENTORY_CACHE_MAX_AGE": "10m"})
-	// The api subscribes in the background, and drops its whole cache once the subscription is
-	// established (announcements before it may be lost). With 7 cached, a change becomes visible
-	// only through the subscription (an announcement, or that drop), so once 8 shows, the
-	// subscription is live and the cached read below cannot be dropped under it.
+	// The api subscribes in the background and drops its whole cache once the subscription is
+	// established; announcements published before that are lost. Wait for that drop (the resets
+	// metric), so every announcement below is delivered, and wait for each announcement to be
+	// handled (the announcements metric), not only for its change to show: a change can also show
+	// through the drop, with its announcement still on its way to drop the cache again later.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.metric(t, "orderpipe_api_stock_view_resets_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("stock-changed subscription not established within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	published := 0
 	announce := func(units int64) {
 		t.Helper()
 		if err := s.store.SetStock(t.Context(), hotSKU, units); err != nil {
@@ -244,12 +253,16 @@ func TestAvailabilityCacheFollowsAnnouncements(t *testing.T) {
 		if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
 			t.Fatal(err)
 		}
+		published++
 		deadline := time.Now().Add(5 * time.Second)
-		for s.available(t) != units {
+		for s.metric(t, "orderpipe_api_stock_changed_total") < float64(published) {
 			if time.Now().After(deadline) {
-				t.Fatalf("announced change to %d not visible within 5s", units)
+				t.Fatalf("announcement %d not handled within 5s", published)
 			}
 			time.Sleep(5 * time.Millisecond)
+		}
+		if got := s.available(t); got != units {
+			t.Fatalf("available %d after the announced change to %d", got, units)
 		}
 	}
 	if got := s.available(t); got != 7 {
