@@ -24,7 +24,8 @@ import (
 //
 //	GET    /v1/nodes                  the broker nodes: [{"node":0,"addr":"127.0.0.1:40001"}, ...]
 //	POST   /v1/nodes                  {"node":-1,"port":0}: add a node (-1: next id; 0: any port)
-//	DELETE /v1/nodes/{id}             remove a node; its partitions move to the others
+//	DELETE /v1/nodes/{id}             remove a node: its partitions move to the others and its
+//	                                   clients' connections are closed
 //	POST   /v1/leaders/shuffle        a leader election for every partition (leaders move)
 //	POST   /v1/leaders/move           {"topic":"orders.placed","partition":0,"node":1}
 //	POST   /v1/faults                 {"kind":"produce-error|fetch-error|latency","for":"5s",
@@ -180,6 +181,9 @@ func (c *control) removeNode(w http.ResponseWriter, r *http.Request) {
 	addr := c.nodes[int32(id)]
 	delete(c.nodes, int32(id))
 	c.mu.Unlock()
+	// The removed node's clients lose their connections, as with a broker that went away
+	// (connTracker).
+	c.b.conns.closeAll(addr)
 	writeControl(w, http.StatusOK, ControlNode{Node: int32(id), Addr: addr})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -132,5 +133,61 @@ func TestServeControlRefusesNonLoopback(t *testing.T) {
 	err = b.ServeControl(t.Context(), "0.0.0.0:0", nil)
 	if err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("ServeControl on 0.0.0.0: got %v, want a loopback error", err)
+	}
+}
+
+// TestRemovedNodeDropsItsConnections: a node removed and added back on its port serves its
+// partitions to clients that were connected before the removal. A real broker that goes away
+// takes its connections with it; kfake's removal only closes the listener, so a client kept
+// talking to the removed node over its old connection and got NOT_LEADER_FOR_PARTITION for
+// every partition the node leads again, until the connection died (chaos-broker's stalls).
+func TestRemovedNodeDropsItsConnections(t *testing.T) {
+	b, err := StartBroker(BrokerConfig{Ports: []int{0, 0, 0}}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.cluster.Close() })
+	srv := httptest.NewServer(b.ControlHandler())
+	t.Cleanup(srv.Close)
+	cl, err := NewClient(ClientConfig{Brokers: b.Addrs(), ClientID: "remove-test"}, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	const partitions = 12
+	if _, err := EnsureTopics(ctx, kadm.NewClient(cl), []TopicSpec{{Name: "t", Partitions: partitions, Replication: 1}}, true); err != nil {
+		t.Fatal(err)
+	}
+	produceAll := func(what string) {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		rs := make([]*kgo.Record, partitions)
+		for p := range rs {
+			rs[p] = &kgo.Record{Topic: "t", Partition: int32(p), Value: []byte(what)}
+		}
+		for _, r := range cl.ProduceSync(pctx, rs...) {
+			if r.Err != nil {
+				t.Fatalf("%s: produce to partition %d: %v", what, r.Record.Partition, r.Err)
+			}
+		}
+	}
+	produceAll("connections to every node") // the client now holds a connection to node 1
+
+	var removed, back ControlNode
+	if code := controlCall(t, http.MethodDelete, srv.URL+"/v1/nodes/1", "", &removed); code != http.StatusOK {
+		t.Fatalf("DELETE /v1/nodes/1: %d", code)
+	}
+	_, port, _ := net.SplitHostPort(removed.Addr)
+	if code := controlCall(t, http.MethodPost, srv.URL+"/v1/nodes", `{"node":1,"port":`+port+`}`, &back); code != http.StatusOK || back.Addr != removed.Addr {
+		t.Fatalf("POST /v1/nodes (node 1 back on %s): %d %+v", port, code, back)
+	}
+	// Until the shuffle the re-added node may lead nothing; afterwards it leads some partitions
+	// with high probability, and the loop makes it certain.
+	for range 5 {
+		controlCall(t, http.MethodPost, srv.URL+"/v1/leaders/shuffle", "", nil)
+		produceAll("after node 1 came back")
 	}
 }
