@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
@@ -71,7 +73,8 @@ func idempotent(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
 			orig := res.Writer
 			rec := &recorder{header: orig.Header()}
 			res.Writer = rec
-			if err := next(c); err != nil {
+			defer func() { res.Writer = orig }() // also when the handler aborts the request
+			if err := callRecovered(next, c); err != nil {
 				c.Error(err)
 			}
 			res.Writer = orig
@@ -108,6 +111,23 @@ func idempotent(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
 			return err
 		}
 	}
+}
+
+// callRecovered runs the handler and turns a panic into an error. Echo's Recover middleware
+// would catch it too, but outside this one: the 500 would be written into the recorder and never
+// sent (the client got an empty 200), and the idempotency record would stay in flight for its
+// lease. As an error, the 500 goes out and the record is reopened like after any 5xx.
+// http.ErrAbortHandler (a deliberate abort) is passed on.
+func callRecovered(next echo.HandlerFunc, c echo.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			err = fmt.Errorf("panic in %s %s: %v\n%s", c.Request().Method, c.Path(), r, debug.Stack())
+		}
+	}()
+	return next(c)
 }
 
 // recorder buffers a handler's answer so it can be stored before it is sent.
