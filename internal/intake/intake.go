@@ -220,30 +220,34 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 	if s.cfg.SoldOut != nil {
 		s.cfg.SoldOut.Reserved(skus)
 	}
+	// From here the order holds units. Every way out that does not end in the broker's
+	// acknowledgement (an error, or a panic on its way up) refuses the order, so its holds (and
+	// promotional units) go back (I5).
+	acked := false
+	defer func() {
+		if !acked {
+			s.release(req.OrderID, skus)
+		}
+	}()
 
 	// The reservation decided how many units of each promoted SKU are promotional; the event
-	// is built from that, validated, and only then produced. A failure here refuses the order,
-	// so its holds (and promotional units) go back (I5).
+	// is built from that, validated, and only then produced.
 	placed, err := s.build(req, pr, res.Promotional, at)
 	if err != nil {
-		s.release(req.OrderID, skus)
 		s.outcomes.WithLabelValues("invalid").Inc()
 		return Accepted{}, err
 	}
 	env, err := event.NewOrderPlaced(s.cfg.Source, placed)
 	if err != nil {
-		s.release(req.OrderID, skus)
 		return Accepted{}, fmt.Errorf("build OrderPlaced %s: %w", req.OrderID, err)
 	}
 	if err := s.validator.Validate(event.TypeOrderPlaced, env.Data); err != nil {
-		s.release(req.OrderID, skus)
 		s.outcomes.WithLabelValues("invalid").Inc()
 		return Accepted{}, invalidFromSchema(err)
 	}
 	view := viewOf(placed)
 	doc, err := json.Marshal(view)
 	if err != nil {
-		s.release(req.OrderID, skus)
 		return Accepted{}, fmt.Errorf("encode view %s: %w", req.OrderID, err)
 	}
 
@@ -257,12 +261,12 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 	err = s.producer.ProduceSync(pctx, env.Record(topic, []byte(req.OrderID))).FirstErr()
 	s.produceSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		// Not acknowledged: the order is refused, so its holds must go (I5). The client may
-		// retry with the same Idempotency-Key, which keeps the order id.
-		s.release(req.OrderID, skus)
+		// Not acknowledged: the order is refused and its holds go (the deferred release). The
+		// client may retry with the same Idempotency-Key, which keeps the order id.
 		s.outcomes.WithLabelValues("unavailable").Inc()
 		return Accepted{}, fmt.Errorf("produce OrderPlaced %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
 	}
+	acked = true
 	s.outcomes.WithLabelValues("accepted").Inc()
 	s.log.LogAttrs(ctx, slog.LevelDebug, "order accepted", slog.String("order_id", req.OrderID), slog.String("event_id", env.ID), slog.String("topic", topic))
 	return Accepted{View: view, Doc: doc}, nil
