@@ -127,8 +127,10 @@ func TestProductsPaginationFilterAndPut(t *testing.T) {
 func TestHealthAndMetrics(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	if r := b.do(t, http.MethodGet, "/livez", "", nil, nil); r.status != http.StatusOK {
-		t.Fatalf("livez %d", r.status)
+	for _, path := range []string{"/livez", "/healthz"} {
+		if r := b.do(t, http.MethodGet, path, "", nil, nil); r.status != http.StatusOK {
+			t.Fatalf("%s %d", path, r.status)
+		}
 	}
 	r := b.do(t, http.MethodGet, "/readyz", "", nil, nil)
 	var ready struct {

@@ -14,6 +14,7 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 
 	// Operations: no auth.
 	e.GET("/livez", handleLive())
+	e.GET("/healthz", handleLive()) // the same liveness answer under the name many probes default to
 	e.GET("/readyz", handleReady(d.Checks, d.Draining, d.Log))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})))
 
