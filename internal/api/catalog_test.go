@@ -116,11 +116,21 @@ func TestProductsPaginationFilterAndPut(t *testing.T) {
 	if r.status != http.StatusUnprocessableEntity {
 		t.Fatalf("invalid PUT: %d %s", r.status, r.body)
 	}
+	if p := r.problem(t); p.Type != "https://orderpipe.dev/problems/invalid-product" || p.Title != "Invalid product" {
+		t.Errorf("invalid PUT: type %s, title %q; want invalid-product, Invalid product", p.Type, p.Title)
+	}
 	f := r.problem(t).fields()
 	for _, want := range []string{"name", "price_minor", "currency", "active"} {
 		if f[want] == "" {
 			t.Errorf("invalid PUT does not name %s: %v", want, f)
 		}
+	}
+	// Decoding errors (an unknown field, a wrong type) are the product's invalid fields too.
+	bad = []byte(`{"name":"Spark plug","category":"spark-plugs","brand":"NGK","price_minor":"cheap","currency":"EUR","active":true,"colour":"red"}`)
+	r = b.do(t, http.MethodPut, "/v1/products/SPK-NGK-7001", b.catalog, nil, bad)
+	if p := r.problem(t); r.status != http.StatusUnprocessableEntity || p.Type != "https://orderpipe.dev/problems/invalid-product" ||
+		p.fields()["colour"] == "" || p.fields()["price_minor"] == "" {
+		t.Errorf("PUT with an unknown field and a wrong type: %d %s, want 422 invalid-product naming colour and price_minor", r.status, r.body)
 	}
 }
 

@@ -497,8 +497,12 @@ func TestPromotionsAPI(t *testing.T) {
 	bad := b.do(t, http.MethodPost, "/v1/promotions", b.catalog, nil, mustJSON(map[string]any{
 		"name": "x", "kind": "percent", "percent_off": 120, "skus": []string{"BRK-PAD-7003"}, "starts_at": "tomorrow", "ends_at": "2099-01-01T00:00:00Z",
 	}))
-	if bad.status != http.StatusUnprocessableEntity || bad.problem(t).fields()["starts_at"] == "" {
+	if bad.status != http.StatusUnprocessableEntity || bad.problem(t).fields()["starts_at"] == "" || bad.problem(t).Type != "https://orderpipe.dev/problems/invalid-promotion" {
 		t.Fatalf("bad input: %d %s", bad.status, bad.body)
+	}
+	bad = b.do(t, http.MethodPost, "/v1/promotions", b.catalog, nil, []byte(`{"name":"x","kind":"percent","percent_off":"ten","discount_code":"X"}`))
+	if p := bad.problem(t); bad.status != http.StatusUnprocessableEntity || p.Type != "https://orderpipe.dev/problems/invalid-promotion" || p.fields()["discount_code"] == "" {
+		t.Fatalf("unknown field and wrong type: %d %s, want 422 invalid-promotion naming discount_code", bad.status, bad.body)
 	}
 	bad = b.do(t, http.MethodPost, "/v1/promotions", b.catalog, nil, mustJSON(map[string]any{
 		"name": "x", "kind": "percent", "percent_off": 120, "skus": []string{"BRK-PAD-7003"}, "starts_at": "2099-01-02T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",

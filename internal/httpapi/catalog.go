@@ -278,6 +278,14 @@ func (in productInput) validate(sku string) error {
 	return nil
 }
 
+// productProblem types a product body's invalid fields as invalid-product; other errors pass.
+func productProblem(err error) error {
+	if p, ok := invalidFields(err, "invalid-product", "product"); ok {
+		return p
+	}
+	return err
+}
+
 func handlePutProduct(cfg Config, cat *catalog.Cache, save func(context.Context, catalog.Product) (catalog.Product, error), repriced func(context.Context, string) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		body, err := readLimited(c, cfg.MaxBodyBytes)
@@ -286,11 +294,11 @@ func handlePutProduct(cfg Config, cat *catalog.Cache, save func(context.Context,
 		}
 		var in productInput
 		if err := decodeStrict(c, body, &in); err != nil {
-			return err
+			return productProblem(err)
 		}
 		sku := c.Param("sku")
 		if err := in.validate(sku); err != nil {
-			return err
+			return productProblem(err)
 		}
 		p, err := save(c.Request().Context(), catalog.Product{
 			SKU: sku, Name: in.Name, Category: in.Category, Brand: in.Brand,

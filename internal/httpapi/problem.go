@@ -84,12 +84,7 @@ func problemFrom(err error) *Problem {
 	if errors.As(err, &p) {
 		return p
 	}
-	var invalid *order.InvalidError
-	if errors.As(err, &invalid) {
-		p := newProblem(http.StatusUnprocessableEntity, "invalid-order", "Invalid order", "The order has invalid fields; see errors.")
-		for _, f := range invalid.Problems {
-			p.Errors = append(p.Errors, ProblemField{Field: f.Field, Detail: f.Detail})
-		}
+	if p, ok := invalidFields(err, "invalid-order", "order"); ok {
 		return p
 	}
 	var oos *order.OutOfStockError
@@ -121,6 +116,20 @@ func problemFrom(err error) *Problem {
 	p = newProblem(http.StatusInternalServerError, "internal", "Internal server error", "An unexpected error occurred; it has been logged.")
 	p.cause = err
 	return p
+}
+
+// invalidFields is the 422 for a body with invalid fields (an order.InvalidError, from decoding
+// or from validation), typed for what the body describes: an order, a promotion, a product.
+func invalidFields(err error, slug, what string) (*Problem, bool) {
+	var invalid *order.InvalidError
+	if !errors.As(err, &invalid) {
+		return nil, false
+	}
+	p := newProblem(http.StatusUnprocessableEntity, slug, "Invalid "+what, "The "+what+" has invalid fields; see errors.")
+	for _, f := range invalid.Problems {
+		p.Errors = append(p.Errors, ProblemField{Field: f.Field, Detail: f.Detail})
+	}
+	return p, true
 }
 
 func slugForStatus(code int) string {

@@ -152,14 +152,10 @@ func NewPromotionID() string {
 }
 
 func promotionProblem(err error) error {
-	var inv *order.InvalidError
-	switch {
-	case errors.As(err, &inv):
-		p := newProblem(http.StatusUnprocessableEntity, "invalid-promotion", "Invalid promotion", "The promotion has invalid fields; see errors.")
-		for _, f := range inv.Problems {
-			p.Errors = append(p.Errors, ProblemField{Field: f.Field, Detail: f.Detail})
-		}
+	if p, ok := invalidFields(err, "invalid-promotion", "promotion"); ok {
 		return p
+	}
+	switch {
 	case errors.Is(err, postgres.ErrNotFound):
 		return newProblem(http.StatusNotFound, "not-found", "Promotion not found", "No promotion has this id.")
 	case errors.Is(err, postgres.ErrConflict):
@@ -177,7 +173,7 @@ func decodePromotion(c echo.Context, cfg Config) (promotionInput, error) {
 	}
 	var in promotionInput
 	if err := decodeStrict(c, body, &in); err != nil {
-		return promotionInput{}, err
+		return promotionInput{}, promotionProblem(err)
 	}
 	return in, nil
 }
