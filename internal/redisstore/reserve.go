@@ -82,14 +82,34 @@ const (
 // pipeline, so every line is tried and every short line is reported.
 //
 // Reserve is idempotent by order id: a line the order already holds is not
-// taken twice. Lines with the same SKU are merged into one hold.
+// taken twice, and neither is a line whose hold was confirmed (its ended
+// marker says so). Both answer "already held", with the promotional units of
+// that hold when the line is reserved under the same promotion, so a retry
+// answers as the first attempt did. Lines with the same SKU are merged into one
+// hold.
+//
+// The confirmed case matters because an earlier attempt of the same order may
+// have answered 202 without its answer being stored under the Idempotency-Key
+// (Redis failed after the broker acknowledged OrderPlaced, or the api died
+// there): the client's retry then runs again with the same order id, maybe
+// after order-worker confirmed the order and ended its holds. Taking the units
+// again would count them sold twice (the worker deduplicates the second
+// OrderPlaced and confirms the new hold) until reconciliation repaired ATP.
+// After a hold was released (the attempt was refused, or answered 503) or
+// expired, the retry holds again: the units went back to ATP, and a later
+// confirmation ends the new hold.
 //
 // If any line is short or not stocked, the order is refused and Reserve
 // releases every hold of the order on these SKUs before returning, including
 // holds left by an earlier attempt of the same order: the whole order is being
-// refused, and a refused order holds nothing (I5). A failed attempt of the
-// same order never answered 202 (otherwise its idempotency record would
-// replay it), so nothing accepted depends on those holds.
+// refused, and a refused order holds nothing (I5). An earlier attempt is not
+// necessarily a failed one (see above), but a line it still holds or whose
+// hold was confirmed answers "already held" and is never short, so a retry of
+// an accepted order is refused only when one of its holds had expired (or
+// Redis lost them: not stocked) and the stock is gone meanwhile. Releasing its
+// other holds then gives back units the worker may still allocate through the
+// Postgres guard; its confirmation finds no hold, and reconciliation repairs
+// ATP.
 //
 // A Redis failure returns an error matching ErrUnavailable, after a
 // best-effort release of every line that may have been reserved. What cannot
@@ -205,6 +225,10 @@ func (s *Store) Release(ctx context.Context, orderID string, skus []string) ([]H
 // request that named a SKU twice) are merged first: the hold is one per order and SKU. A late
 // confirmation also counts the line's promotional units again against the promotion (the
 // expiry had given them back).
+//
+// The ended marker of a confirmed hold records its promotional units and promotion (from the
+// live hold, or from the line's Promo for a late confirmation), so that Reserve answers a retry
+// of the confirmed order as its first attempt, without taking anything again.
 func (s *Store) Confirm(ctx context.Context, orderID string, lines []Line) ([]HoldResult, error) {
 	merged := make([]Line, 0, len(lines))
 	index := make(map[string]int, len(lines))
@@ -230,7 +254,7 @@ func (s *Store) Confirm(ctx context.Context, orderID string, lines []Line) ([]Ho
 	}
 	res, err := s.endHolds(ctx, s.confirm, orderID, merged, func(l Line) []any {
 		if l.Promo != nil && l.Promo.Units > 0 {
-			return []any{orderID, l.Qty, s.endedTTL.Milliseconds(), l.Promo.Units, l.Promo.Customer}
+			return []any{orderID, l.Qty, s.endedTTL.Milliseconds(), l.Promo.Units, l.Promo.Customer, l.Promo.ID}
 		}
 		return []any{orderID, l.Qty, s.endedTTL.Milliseconds()}
 	})

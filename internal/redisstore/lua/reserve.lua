@@ -3,8 +3,14 @@
 -- customer's allowance, in the same atomic step.
 -- All keys share the {SKU} hash tag, so the script runs on one cluster slot.
 -- KEYS[1] inv hash (atp, held)   KEYS[2] hold hash (qty, deadline[, promo, pqty, cust])
--- KEYS[3] holds zset   KEYS[4] ended marker of this order's hold (a new hold clears it: a retry
--- of a refused order)
+-- KEYS[3] holds zset   KEYS[4] ended marker of this order's hold: 'confirmed' or
+--         'confirmed:<pqty>:<promo>' (confirm.lua), 'released' (release.lua), 'expired'
+--         (expire.lua, reconcile_rebuild.lua). A confirmed hold is never taken again: a retry of an
+--         order answered 202 whose answer could not be stored runs again with the same order id,
+--         possibly after order-worker confirmed it, and its units are already sold. After
+--         'released' (order refused or cancelled, or answered 503) or 'expired' (hold past its deadline)
+--         the order may hold again, and the new hold clears the marker (a later confirmation
+--         then ends the new hold normally).
 -- KEYS[5] (only with a promotion) the promotion's counters for this SKU: hash
 --         sold -> promotional units held or sold, c:<customer> -> that customer's units
 -- ARGV[1] order id   ARGV[2] qty (> 0)   ARGV[3] hold deadline, unix ms
@@ -17,6 +23,10 @@
 --   {1, held qty, p}   the order already holds this SKU (idempotent retry; nothing taken); p are
 --                      the promotional units of that hold when it was made under the same
 --                      promotion, else 0
+--   {1, qty, p}        the order's hold on this SKU was confirmed (ended marker 'confirmed...'):
+--                      nothing taken, no counter touched, the marker stays. qty is the qty asked;
+--                      p is the promotional units the marker records when the confirmed hold was
+--                      made under the same promotion, else 0
 --   {2, 0, 0}          SKU not stocked (no inv counters: never sell blind)
 --   {3, atp, 0}        short: atp < qty, nothing taken
 --   {4, p, 0}          promotion limit, over-cap rule refuse: only p (< qty) units could be
@@ -32,6 +42,17 @@ if held[1] then
     p = tonumber(held[3] or '0')
   end
   return {1, tonumber(held[1]), p}
+end
+local ended = redis.call('GET', KEYS[4])
+if ended and (ended == 'confirmed' or string.sub(ended, 1, 10) == 'confirmed:') then
+  local p = 0
+  if KEYS[5] then
+    local pqty, promo = string.match(ended, '^confirmed:(%d+):(.+)$')
+    if promo == ARGV[4] then
+      p = tonumber(pqty)
+    end
+  end
+  return {1, qty, p}
 end
 local atp = redis.call('HGET', KEYS[1], 'atp')
 if not atp then
