@@ -33,6 +33,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/pricing"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
+	"github.com/orderpipe/orderpipe/internal/tradeaccounts"
 )
 
 // Run runs the api until ctx ends. args are the command-line arguments after the program name
@@ -105,7 +106,22 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return out, nil
 	})
+	tradeStore := postgres.NewTradeAccountStore(pool)
+	trade := tradeaccounts.New(func(ctx context.Context) ([]string, error) {
+		as, err := tradeStore.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(as))
+		for i, a := range as {
+			ids[i] = a.CustomerID
+		}
+		return ids, nil
+	})
 	if err := cat.Refresh(ctx); err != nil {
+		return err
+	}
+	if err := trade.Refresh(ctx); err != nil {
 		return err
 	}
 	if err := keys.Refresh(ctx); err != nil {
@@ -134,7 +150,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		HoldTTL: cfg.HoldTTL, ProduceTimeout: cfg.KafkaProduceTimeout,
 		Currency: cfg.Currency, ShippingStandardMinor: cfg.ShippingStandardMinor,
 		ShippingExpressMinor: cfg.ShippingExpressMinor, Source: cfg.EventSource, SoldOut: view,
-		Prices: prices,
+		Prices: prices, TradeAccounts: trade,
 	}, store, kcl, cat, validator, log, reg)
 
 	orders := postgres.NewOrderStore(pool)
@@ -256,6 +272,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}, func(error) { stopRefresh() })
 		g.Add(func() error {
 			return keys.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("api key refresh", "err", err) })
+		}, func(error) { stopRefresh() })
+		g.Add(func() error {
+			return trade.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("trade account refresh", "err", err) })
 		}, func(error) { stopRefresh() })
 		g.Add(func() error { return view.Run(refreshCtx, store.SubscribeStockChanged) }, func(error) { stopRefresh() })
 		g.Add(func() error { return prices.Run(refreshCtx, cfg.CatalogRefresh, store.SubscribePricesChanged) }, func(error) { stopRefresh() })

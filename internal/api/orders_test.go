@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -279,5 +281,57 @@ func TestExpressOrdersUseThePriorityLane(t *testing.T) {
 	}
 	if n := len(b.records(t, event.TopicOrdersPlaced)); n != 0 {
 		t.Fatalf("%d records on the standard topic, want 0", n)
+	}
+}
+
+// A trade account's orders use the priority lane whatever their shipping; a removed account
+// stops counting once the api's cache refreshes.
+func TestTradeAccountOrdersUseThePriorityLane(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{trade: []string{"garage-17"}, env: map[string]string{"CATALOG_REFRESH_INTERVAL": "100ms"}})
+	place := func(customer string) {
+		t.Helper()
+		if r := b.place(t, uuid.NewString(), customerOrder(customer, "tok_visa_4242", "BRK-PAD-1001", 1)); r.status != http.StatusAccepted {
+			t.Fatalf("order of %s: %d %s", customer, r.status, r.body)
+		}
+	}
+	// customers lists the customers whose orders are on topic, sorted, and checks that the lane
+	// did not change the shipping.
+	customers := func(topic string) []string {
+		t.Helper()
+		var out []string
+		for _, r := range b.records(t, topic) {
+			_, p := decodePlaced(t, r)
+			if p.Priority != "standard" {
+				t.Errorf("%s's order has priority %q, want standard (the lane does not change the shipping)", p.CustomerID, p.Priority)
+			}
+			out = append(out, p.CustomerID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	place("garage-17") // standard shipping, trade account
+	place("c-1001")    // standard shipping, retail customer
+	if got := customers(event.TopicOrdersPlacedPriority); !slices.Equal(got, []string{"garage-17"}) {
+		t.Fatalf("priority lane: %v, want the trade account's order only", got)
+	}
+	if got := customers(event.TopicOrdersPlaced); !slices.Equal(got, []string{"c-1001"}) {
+		t.Fatalf("standard lane: %v, want the retail order only", got)
+	}
+	if m := b.do(t, http.MethodGet, "/metrics", "", nil, nil); !contains(m.body, `orderpipe_intake_priority_lane_total{reason="trade_account"} 1`) {
+		t.Errorf("/metrics does not count the trade account's order on the priority lane once")
+	}
+
+	if err := postgres.NewTradeAccountStore(b.pool).Remove(t.Context(), "garage-17"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(customers(event.TopicOrdersPlaced)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a removed trade account's orders still use the priority lane 10s later (cache refresh 100ms): standard %v, priority %v",
+				customers(event.TopicOrdersPlaced), customers(event.TopicOrdersPlacedPriority))
+		}
+		place("garage-17")
+		time.Sleep(50 * time.Millisecond)
 	}
 }

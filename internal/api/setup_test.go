@@ -42,6 +42,7 @@ type setupOpts struct {
 	kafkaOpts []kfake.Opt
 	products  []postgres.Product
 	stock     map[string]int64
+	trade     []string // customer ids with a trade account before the api starts
 }
 
 var testProducts = []postgres.Product{
@@ -77,6 +78,11 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	}
 	if _, err := b.store.SeedStock(ctx, stock); err != nil {
 		t.Fatalf("seed redis stock: %v", err)
+	}
+	for _, id := range o.trade {
+		if _, err := postgres.NewTradeAccountStore(pool).Add(ctx, id, ""); err != nil {
+			t.Fatalf("seed trade account: %v", err)
+		}
 	}
 	keys := postgres.NewKeyStore(pool)
 	mk := func(name string, scopes ...string) string {

@@ -71,6 +71,14 @@ type Config struct {
 	Source                string  // CloudEvents source of produced events
 	SoldOut               SoldOut // nil: no sold-out fast path
 	Prices                Prices  // nil: no promotions, every line at its catalog price
+	// TradeAccounts knows the business customers whose orders use the priority lane like
+	// express orders (tradeaccounts.Set); nil: only express orders do.
+	TradeAccounts TradeAccounts
+}
+
+// TradeAccounts reports whether a customer has a trade account.
+type TradeAccounts interface {
+	Trade(customerID string) bool
 }
 
 // Prices are the published price timelines (pricing.Cache): the promotion window pricing a SKU
@@ -91,6 +99,7 @@ type Service struct {
 	now       func() time.Time
 
 	outcomes       *prometheus.CounterVec
+	priority       *prometheus.CounterVec
 	produceSeconds prometheus.Histogram
 	reserveSeconds prometheus.Histogram
 	soldOutFast    prometheus.Counter
@@ -105,6 +114,10 @@ func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, l
 			Name: "orderpipe_intake_orders_total",
 			Help: "Order placements by outcome: accepted, out_of_stock, promotion_limit, invalid, unavailable.",
 		}, []string{"outcome"}),
+		priority: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderpipe_intake_priority_lane_total",
+			Help: "Accepted orders that travel on the priority lane (orders.placed.priority), by reason: express or trade_account.",
+		}, []string{"reason"}),
 		produceSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orderpipe_intake_produce_seconds",
 			Help:    "Time from produce to broker acknowledgement of OrderPlaced.",
@@ -251,10 +264,7 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("encode view %s: %w", req.OrderID, err)
 	}
 
-	topic := event.TopicOrdersPlaced
-	if req.Priority == order.PriorityExpress {
-		topic = event.TopicOrdersPlacedPriority
-	}
+	topic, priorityReason := s.lane(req)
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
 	start = time.Now()
@@ -267,9 +277,25 @@ func (s *Service) Place(ctx context.Context, req Request) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("produce OrderPlaced %s: %w: %w", req.OrderID, order.ErrUnavailable, err)
 	}
 	acked = true
+	if priorityReason != "" {
+		s.priority.WithLabelValues(priorityReason).Inc()
+	}
 	s.outcomes.WithLabelValues("accepted").Inc()
 	s.log.LogAttrs(ctx, slog.LevelDebug, "order accepted", slog.String("order_id", req.OrderID), slog.String("event_id", env.ID), slog.String("topic", topic))
 	return Accepted{View: view, Doc: doc}, nil
+}
+
+// lane is the topic an order travels on, and why: the priority lane, drained first, for express
+// orders and for trade accounts' orders (whatever their shipping); the standard lane (reason "")
+// for the rest.
+func (s *Service) lane(req Request) (topic, reason string) {
+	switch {
+	case req.Priority == order.PriorityExpress:
+		return event.TopicOrdersPlacedPriority, "express"
+	case s.cfg.TradeAccounts != nil && s.cfg.TradeAccounts.Trade(req.CustomerID):
+		return event.TopicOrdersPlacedPriority, "trade_account"
+	}
+	return event.TopicOrdersPlaced, ""
 }
 
 // release gives back the holds of a refused order. It runs detached from the request's context

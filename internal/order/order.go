@@ -12,7 +12,8 @@ import (
 // Priority selects the lane an order travels in.
 type Priority string
 
-// Priorities. Express orders (and trade accounts) use the priority lane, drained first.
+// Priorities (shipping speed). Express orders use the priority lane, drained first; so do trade
+// accounts' orders of either priority (intake decides the lane).
 const (
 	PriorityStandard Priority = "standard"
 	PriorityExpress  Priority = "express"

@@ -108,6 +108,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.envCmd(),
 		e.migrateCmd(),
 		e.keysCmd(),
+		e.tradeAccountsCmd(),
 		e.topicsCmd(),
 		e.brokerCmd(),
 		e.seedCmd(),
