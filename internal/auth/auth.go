@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/orderpipe/orderpipe/internal/refresh"
 )
 
 // Scopes a key can carry.
@@ -134,18 +136,7 @@ func (k *Keys) Refresh(ctx context.Context) error {
 // Run refreshes the cache every interval until ctx ends. A failed refresh keeps the last good
 // set (keys keep working through a database blip) and is reported to onErr.
 func (k *Keys) Run(ctx context.Context, every time.Duration, onErr func(error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
-				onErr(err)
-			}
-		}
-	}
+	return refresh.Every(ctx, every, k.Refresh, onErr)
 }
 
 // Authenticate checks a bearer token against the cache in constant time per key.

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/orderpipe/orderpipe/internal/refresh"
 )
 
 // Product is a sellable part. Prices are integer minor units of Currency.
@@ -58,18 +60,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 
 // Run refreshes every interval until ctx ends; failures keep the last good catalog.
 func (c *Cache) Run(ctx context.Context, every time.Duration, onErr func(error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := c.Refresh(ctx); err != nil && ctx.Err() == nil {
-				onErr(err)
-			}
-		}
-	}
+	return refresh.Every(ctx, every, c.Refresh, onErr)
 }
 
 func (c *Cache) replace(ps []Product) {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/orderpipe/orderpipe/internal/refresh"
 )
 
 // Loader reads the customer ids of every trade account.
@@ -46,18 +48,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 // Run refreshes the set every interval until ctx ends. A failed refresh keeps the last good set
 // (routing goes on through a database blip) and is reported to onErr.
 func (s *Set) Run(ctx context.Context, every time.Duration, onErr func(error)) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-				onErr(err)
-			}
-		}
-	}
+	return refresh.Every(ctx, every, s.Refresh, onErr)
 }
 
 // Trade reports whether customerID has a trade account.
