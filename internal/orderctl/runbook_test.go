@@ -3,8 +3,10 @@ package orderctl_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/api"
 	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/mailsink"
 	"github.com/orderpipe/orderpipe/internal/orderctl"
 	"github.com/orderpipe/orderpipe/internal/paysim"
 	"github.com/orderpipe/orderpipe/internal/testenv"
@@ -45,10 +48,12 @@ var runbookProcedures = map[int]struct {
 	4: {"Redis was lost", TestRunbook4RedisLost},
 	5: {"Postgres failed over", TestRunbook5PostgresFailover},
 	6: {"Poison records", TestRunbook6PoisonRecords},
+	7: {"Stock drift, guard refusals and warehouse shortfalls", TestRunbook7StockDrift},
+	8: {"E-mail is failing", TestRunbook8EmailFailing},
 }
 
-// runbook is docs/runbook.md split into its sections: 0 is the introduction and first look,
-// 1..6 the procedures.
+// runbook is docs/runbook.md split into its sections: 0 is the introduction, first look and
+// every other unnumbered section, 1..n the numbered procedures.
 type runbook map[int]string
 
 func readRunbook(t *testing.T) runbook {
@@ -183,7 +188,7 @@ func TestRunbookCommandsParse(t *testing.T) {
 	rb := readRunbook(t)
 	vars := map[string]string{"<H>": "2026-11-27T08:00:00Z", "<P:O>": "0:0", "<key>": "ord-1"}
 	n := 0
-	for sec := range 7 {
+	for sec := range rb { // every section: the introduction and each procedure
 		for _, line := range rb.commands(sec) {
 			args := rb.cmd(t, sec, line, vars)
 			var out bytes.Buffer
@@ -667,4 +672,273 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 		t.Fatalf("the poison record's dead letters, want re-drive counts 0 and 1:\n%s", out)
 	}
 	s.waitLagZero(t, 30*time.Second, topology.GroupOrderWorker)
+}
+
+// metricValue is the sum of the samples of the metric name (a bare name, or one series like
+// name{class="connect"}) that the process at url serves on /metrics.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !(strings.HasPrefix(line, name+"{") && !strings.Contains(name, "{")) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric %s: %q", name, line)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// stockRow is a SKU's on_hand, allocated and shortfall in Postgres.
+func (s *system) stockRow(t *testing.T, sku string) (onHand, allocated, shortfall int64) {
+	t.Helper()
+	if err := s.Pool.QueryRow(t.Context(), `SELECT on_hand, allocated, shortfall FROM stock WHERE sku = $1`, sku).Scan(&onHand, &allocated, &shortfall); err != nil {
+		t.Fatalf("stock of %s: %v", sku, err)
+	}
+	return onHand, allocated, shortfall
+}
+
+// Procedure 7: Redis over-promises a SKU by 5 units (its ATP raised behind the system's back);
+// an order Redis lets through is refused by the Postgres guard, cancelled out_of_stock and
+// refunded (step 3's symptom); `reconcile` finds the drift on that SKU alone (exit 3),
+// `reconcile --repair` fixes it and the gate refuses such an order again. Then a warehouse
+// reports fewer units of another SKU than confirmed orders hold: step 4's query lists exactly
+// that SKU with its shortfall, and Redis still agrees with Postgres (check after).
+func TestRunbook7StockDrift(t *testing.T) {
+	t.Parallel()
+	rb := readRunbook(t)
+	s := newSystem(t, sysOptions{stock: 6})
+	// SKU round robin, quantity 1..3: 4, 3, 5, 4 and 3 units of the five SKUs; 6 each on hand.
+	s.place(t, "a", 10, 4, okToken)
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	if st := s.orderStatuses(t); st["confirmed"] != 10 {
+		t.Fatalf("orders %v, want 10 confirmed", st)
+	}
+	drifting, short := sysSKUs[2], sysSKUs[0]
+	onHand, allocated, _ := s.stockRow(t, drifting)
+	if free := onHand - allocated; free != 1 {
+		t.Fatalf("%s: %d units free in Postgres, want 1", drifting, free)
+	}
+	rb.run(t, s, 7, orderctl.ExitOK, "orderctl reconcile", nil)
+
+	// The drift: Redis' availability of one SKU (redisstore's inv:{SKU} hash) 5 units too high.
+	inv := s.Prefix + "inv:{" + drifting + "}"
+	if n, err := s.RDB.Exists(t.Context(), inv).Result(); err != nil || n != 1 {
+		t.Fatalf("Redis inventory key %s: exists %d (%v)", inv, n, err)
+	}
+	if err := s.RDB.HIncrBy(t.Context(), inv, "atp", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Step 3's symptom: Redis lets an order of 3 through, the guard refuses it, it is refunded.
+	order := func() testenv.Answer {
+		t.Helper()
+		var a testenv.Answer
+		s.PlaceEach(t, 1, 1, func(int) []byte {
+			return testenv.OrderJSONFor("buyer-drift@example.com", "tok_visa_4242", "standard", drifting, 3)
+		}, func(_ int, _ []byte, got testenv.Answer) { a = got })
+		return a
+	}
+	a := order()
+	if a.Status != http.StatusAccepted {
+		t.Fatalf("an order of 3 %s with Redis over-promising: %d %s, want 202", drifting, a.Status, a.Body)
+	}
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	if st := s.orderStatuses(t); st["cancelled/out_of_stock"] != 1 || st["confirmed"] != 10 {
+		t.Fatalf("orders %v, want the over-promised one cancelled out_of_stock", st)
+	}
+	waitFor(t, 30*time.Second, "the refused order refunded", func() (bool, string) {
+		st := s.Sim.Stats()
+		return st.Refunds == 1, fmt.Sprintf("%d refunds", st.Refunds)
+	})
+	if v := metricValue(t, s.proc("order-worker").URL, "orderpipe_worker_guard_refusals_total"); v != 1 {
+		t.Fatalf("guard refusals %v, want 1", v)
+	}
+
+	// Step 1: the drift, on that SKU only.
+	out := rb.run(t, s, 7, orderctl.ExitDiff, "orderctl reconcile", nil)
+	row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(drifting) + `\s.*\s\+5\s+over-promised\s*$`)
+	if !row.MatchString(out) || !strings.Contains(out, "1 differ") || !strings.Contains(out, "1 SKUs differ") {
+		t.Fatalf("reconcile: want %s alone, drift +5 over-promised\n%s", drifting, out)
+	}
+
+	// Step 2.
+	out = rb.run(t, s, 7, orderctl.ExitOK, "orderctl reconcile --repair", nil)
+	if !strings.Contains(out, "repaired "+drifting+": atp 6 -> 1") {
+		t.Fatalf("reconcile --repair: want %s repaired to its 1 free unit\n%s", drifting, out)
+	}
+	rb.run(t, s, 7, orderctl.ExitOK, "orderctl reconcile", nil)
+	if a := order(); a.Status != http.StatusConflict {
+		t.Fatalf("an order of 3 %s after the repair: %d %s, want 409 (1 unit left)", drifting, a.Status, a.Body)
+	}
+
+	// Step 4: a warehouse reports 3 units fewer than the confirmed orders of a SKU hold.
+	_, allocated, _ = s.stockRow(t, short)
+	if allocated < 3 {
+		t.Fatalf("%s: %d units allocated, want at least 3", short, allocated)
+	}
+	s.produce(t, stockEvent(t, event.StockLevel{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: short, Seq: 1, OccurredAt: time.Now().UTC()},
+		OnHand: allocated - 3}))
+	s.waitLagZero(t, 60*time.Second, topology.GroupInventorySync)
+	want := []string{short, fmt.Sprint(allocated), fmt.Sprint(allocated), "3"}
+	if rows := rb.sql(t, s, 7, 0, nil); len(rows) != 1 || !slices.Equal(rows[0], want) {
+		t.Fatalf("shortfall query: %v, want exactly %v", rows, want)
+	}
+
+	// Check after: Redis agrees with Postgres, the shortfall included.
+	rb.run(t, s, 7, orderctl.ExitOK, "orderctl reconcile", nil)
+}
+
+// mailKinds counts the order e-mails the SMTP sink received, by recipient and kind
+// (X-Orderpipe-Kind).
+func (s *system) mailKinds() map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, m := range s.sink.Messages() {
+		kind := m.Header.Get("X-Orderpipe-Kind")
+		if !strings.HasPrefix(kind, "order_") {
+			continue
+		}
+		for _, r := range m.To {
+			r = strings.ToLower(r)
+			if out[r] == nil {
+				out[r] = map[string]int{}
+			}
+			out[r][kind]++
+		}
+	}
+	return out
+}
+
+// Procedure 8: the SMTP relay is down (the sink closed: every send fails with a connect error)
+// while orders are confirmed, declined and shipped; their e-mails go through the notifier's
+// retry topics to its dead-letter topic. The relay comes back on the same address, nothing is
+// sent by itself; count, dry run and --execute re-drive them, and every buyer gets each of
+// their e-mails exactly once, with nothing left to re-drive and no new send failures.
+func TestRunbook8EmailFailing(t *testing.T) {
+	t.Parallel()
+	rb := readRunbook(t)
+	s := newSystem(t, sysOptions{stock: 1000})
+	addr := s.sink.Addr()
+	if err := s.sink.Close(); err != nil { // the relay is down
+		t.Fatal(err)
+	}
+
+	ok := s.place(t, "ok", 4, 4, okToken)
+	declined := s.place(t, "no", 2, 2, func(int) string { return "tok_decline_card" })
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	if st := s.orderStatuses(t); st["confirmed"] != 4 || st["cancelled/payment_declined"] != 2 {
+		t.Fatalf("orders %v, want 4 confirmed and 2 declined", st)
+	}
+	// The warehouse ships two of the confirmed orders (after reporting its stock of their SKUs).
+	var recs []*kgo.Record
+	seq := int64(0)
+	for _, buyer := range []string{"buyer-ok-0@example.com", "buyer-ok-1@example.com"} {
+		var sku string
+		var qty int64
+		if err := s.Pool.QueryRow(t.Context(), `SELECT sku, quantity FROM allocations WHERE order_id = $1`, ok[buyer]).Scan(&sku, &qty); err != nil {
+			t.Fatalf("allocation of %s: %v", ok[buyer], err)
+		}
+		seq++
+		recs = append(recs, stockEvent(t, event.StockLevel{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}, OnHand: 1000}))
+		seq++
+		recs = append(recs, stockEvent(t, event.StockShipped{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()},
+			OrderID: ok[buyer], Quantity: qty}))
+	}
+	s.produce(t, recs...)
+	s.waitLagZero(t, 60*time.Second, topology.GroupInventorySync)
+	for _, buyer := range []string{"buyer-ok-0@example.com", "buyer-ok-1@example.com"} {
+		if status, _ := s.getOrder(t, ok[buyer]); status != "shipped" {
+			t.Fatalf("order %s: %q, want shipped", ok[buyer], status)
+		}
+	}
+	// What each buyer must get: one e-mail of each kind.
+	want := map[string]map[string]int{}
+	for buyer := range ok {
+		want[buyer] = map[string]int{"order_confirmed": 1}
+	}
+	for buyer := range declined {
+		want[buyer] = map[string]int{"order_cancelled": 1}
+	}
+	want["buyer-ok-0@example.com"]["order_shipped"] = 1
+	want["buyer-ok-1@example.com"]["order_shipped"] = 1
+	const parked = 8
+
+	notifierDLQ := func() int {
+		t.Helper()
+		out := s.mustCtl(t, orderctl.ExitOK, "dlq", "count", "--group", "notifier", "--output", "json")
+		var c struct {
+			Total int `json:"total"`
+		}
+		if err := json.Unmarshal([]byte(out), &c); err != nil {
+			t.Fatalf("dlq count json: %v\n%s", err, out)
+		}
+		return c.Total
+	}
+	waitFor(t, 90*time.Second, "every e-mail dead-lettered", func() (bool, string) {
+		got := notifierDLQ()
+		return got == parked, fmt.Sprintf("%d dead letters, want %d", got, parked)
+	})
+	s.waitLagZero(t, 30*time.Second, topology.GroupNotifier)
+	notifier := s.proc("notifier").URL
+	failures := metricValue(t, notifier, "orderpipe_notifier_send_failures_total")
+	if connect := metricValue(t, notifier, `orderpipe_notifier_send_failures_total{class="connect"}`); connect < parked || connect != failures {
+		t.Fatalf("send failures: %v connect of %v, want every failure a connect failure, at least one per e-mail", connect, failures)
+	}
+
+	// Step 1: the relay is back, on the same address.
+	waitFor(t, 10*time.Second, "the SMTP sink listening again on "+addr, func() (bool, string) {
+		sink, err := mailsink.Start(mailsink.Config{Addr: addr})
+		if err != nil {
+			return false, err.Error()
+		}
+		s.sink = sink // closed by newSystem's cleanup
+		return true, ""
+	})
+
+	// Step 2: count, dry run, --execute.
+	out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil)
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^transient\s+%s\s+%d\n`, regexp.QuoteMeta(event.TopicOrderEvents), parked)).MatchString(out) ||
+		!regexp.MustCompile(fmt.Sprintf(`total\s+%d\n`, parked)).MatchString(out) {
+		t.Fatalf("dlq count: want %d transient dead letters of %s\n%s", parked, event.TopicOrderEvents, out)
+	}
+	out = rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq redrive --group notifier", nil)
+	if !strings.Contains(out, fmt.Sprintf("summary: would re-drive %d, refused by the loop guard 0", parked)) || !strings.Contains(out, "nothing was sent") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	if n := s.sink.Count(); n != 0 {
+		t.Fatalf("%d e-mails sent before the re-drive: dead letters are not retried by themselves", n)
+	}
+	out = rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq redrive --group notifier --execute", nil)
+	if !strings.Contains(out, fmt.Sprintf("summary: re-driven %d, refused by the loop guard 0", parked)) {
+		t.Fatalf("re-drive:\n%s", out)
+	}
+
+	// Check after: every parked e-mail sent, once; nothing left to re-drive; no new failures.
+	waitFor(t, 60*time.Second, "every parked e-mail sent", func() (bool, string) {
+		got := s.mailKinds()
+		return total(s.mails()) >= parked, fmt.Sprintf("%d e-mails: %v", total(s.mails()), got)
+	})
+	s.waitLagZero(t, 60*time.Second, topology.GroupNotifier)
+	if got := s.mailKinds(); !maps.EqualFunc(got, want, maps.Equal) || total(s.mails()) != parked {
+		t.Fatalf("e-mails by buyer and kind:\n got %v\nwant %v (%d e-mails in all)", got, want, total(s.mails()))
+	}
+	out = rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq redrive --group notifier", nil)
+	if !strings.Contains(out, "summary: would re-drive 0,") {
+		t.Fatalf("after the re-drive, something is left to send:\n%s", out)
+	}
+	if got := notifierDLQ(); got != parked {
+		t.Fatalf("%d dead letters after the re-drive, want the %d re-driven ones and no new one", got, parked)
+	}
+	if got := metricValue(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
+		t.Fatalf("send failures: %v after the re-drive, %v before: want no new one", got, failures)
+	}
 }
