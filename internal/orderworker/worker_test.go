@@ -1,6 +1,7 @@
 package orderworker_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/orderpipe/orderpipe/internal/paysim"
+	"github.com/orderpipe/orderpipe/internal/postgres"
+	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
 // 1,000 orders through the api and one order-worker: each ends confirmed or cancelled exactly
@@ -92,3 +95,57 @@ func TestReplayIntoTheSameGroupChangesNothing(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// The pipeline behind a transaction-mode connection pooler (a real PgBouncer), as ARCHITECTURE's
+// scale section runs it: the api and two order-workers reach Postgres only through the pooler,
+// with DATABASE_URL's default_query_exec_mode=exec, and every order is still decided once with
+// every invariant intact. The pooler hands each transaction to any of its server connections, so
+// session state (named prepared statements, session settings, advisory locks) would break here.
+func TestPipelineThroughATransactionPooler(t *testing.T) {
+	t.Parallel()
+	var products []postgres.Product
+	for i, sku := range skus {
+		products = append(products, postgres.Product{SKU: sku, Name: "Part " + sku, Category: []string{"brakes", "filters", "batteries", "wipers", "tyres"}[i],
+			Brand: "Bosch", PriceMinor: int64(1000 + 250*i), Currency: "EUR", Active: true})
+	}
+	stock := map[string]int64{"BRK-PAD-1001": 60, "FLT-OIL-2001": 80, "BAT-5001": 30, "WIP-6001": 100, "TYR-WIN-7101": 50}
+	p := testenv.NewPipeline(t, testenv.PipelineOptions{
+		Products: products, Stock: stock, Payment: paysim.Config{Latency: time.Millisecond, DeclineRate: 0.1, Seed: 11}, ViaPooler: true,
+	})
+	if p.ProcessDBURL == p.DBURL || !strings.Contains(p.ProcessDBURL, "default_query_exec_mode=exec") {
+		t.Fatalf("the processes' DATABASE_URL %q is not the pooler's", p.ProcessDBURL)
+	}
+	s := &stack{Pipeline: p, stock: stock}
+	s.Worker(t, nil)
+	s.Worker(t, nil)
+	accepted := s.PlaceMany(t, 300, 16, func(i int) []byte {
+		return orderJSON("tok_visa_"+fmt.Sprint(i), "standard", skus[i%len(skus)], 1+i%2)
+	})
+	if len(accepted) < 150 {
+		t.Fatalf("only %d of 300 orders accepted", len(accepted))
+	}
+	s.waitDecided(t, accepted, 90*time.Second)
+	s.waitSettled(t, 90*time.Second)
+	s.checkInvariants(t, accepted)
+	if xacts := testenv.PoolerTransactions(t, p.ProcessDBURL); xacts < 10 {
+		t.Fatalf("the pooler served %d transactions: the processes did not go through it", xacts)
+	}
+	// The api reads orders through the pooler too.
+	for id := range accepted {
+		req, _ := http.NewRequest(http.MethodGet, s.API.URL+"/v1/orders/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var o struct {
+			Status string `json:"status"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&o)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || (o.Status != "confirmed" && o.Status != "cancelled") {
+			t.Fatalf("GET /v1/orders/%s through the pooler: %d %q (%v), want a decision", id, resp.StatusCode, o.Status, err)
+		}
+		break
+	}
+}

@@ -52,21 +52,26 @@ type PipelineOptions struct {
 	APIEnv map[string]string
 	// Keys are more API keys to store before the api starts (it caches keys): name → scopes.
 	Keys map[string][]string
+	// ViaPooler puts a PgBouncer in transaction pooling mode between the processes and Postgres
+	// (PgBouncer); the test's own Pool still connects directly.
+	ViaPooler bool
 }
 
 // Pipeline is the order pipeline of one test: its own Postgres schema, Redis prefix and broker,
 // a catalog and stock, an API key, the payment simulator, the real api process, and
 // order-workers started on demand with Worker.
 type Pipeline struct {
-	Pool   *pgxpool.Pool
-	DBURL  string
-	RDB    *redis.Client
-	Prefix string
-	Store  *redisstore.Store
-	Kafka  *kfake.Cluster
-	Sim    *paysim.Server
-	SimURL string
-	API    *Proc
+	Pool  *pgxpool.Pool
+	DBURL string // direct; the processes use ProcessDBURL
+	// ProcessDBURL is the DATABASE_URL of the processes: DBURL, or the pooler's with ViaPooler.
+	ProcessDBURL string
+	RDB          *redis.Client
+	Prefix       string
+	Store        *redisstore.Store
+	Kafka        *kfake.Cluster
+	Sim          *paysim.Server
+	SimURL       string
+	API          *Proc
 	// Token is an API key with orders:write and orders:read.
 	Token string
 	// Keys are the tokens of PipelineOptions.Keys by name.
@@ -80,6 +85,10 @@ func NewPipeline(t *testing.T, opts PipelineOptions) *Pipeline {
 	t.Helper()
 	p := &Pipeline{env: opts.Env}
 	p.Pool, p.DBURL = Postgres(t)
+	p.ProcessDBURL = p.DBURL
+	if opts.ViaPooler {
+		p.ProcessDBURL = PgBouncer(t, p.DBURL)
+	}
 	p.RDB, p.Prefix = Redis(t)
 	p.Store = redisstore.New(p.RDB, p.Prefix)
 	p.Kafka = Kafka(t, opts.Kafka...)
@@ -128,7 +137,7 @@ func (p *Pipeline) APIKey(t *testing.T, name string, scopes ...string) string {
 // order-worker retries in seconds), then PipelineOptions.Env, then extra.
 func (p *Pipeline) Env(extra map[string]string) map[string]string {
 	env := map[string]string{
-		"DATABASE_URL":                p.DBURL,
+		"DATABASE_URL":                p.ProcessDBURL,
 		"DATABASE_MAX_CONNS":          "8",
 		"REDIS_ADDRS":                 p.RDB.Options().Addr,
 		"REDIS_KEY_PREFIX":            p.Prefix,
