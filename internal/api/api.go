@@ -166,6 +166,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate, ProductsMaxAge: cfg.ProductsMaxAge,
 	}, httpapi.Deps{
 		Prices: prices, Promotions: promos,
+		TradeAccounts: &httpapi.TradeAccounts{
+			Add: tradeStore.Add, Remove: tradeStore.Remove, All: tradeStore.All, Changed: trade.Refresh,
+		},
 		Repriced: func(ctx context.Context, sku string) error {
 			_, err := publisher.Recompute(ctx, []string{sku})
 			return err

@@ -335,3 +335,72 @@ func TestTradeAccountOrdersUseThePriorityLane(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The account system manages trade accounts over HTTP (scope accounts:write); a change applies to
+// this api instance's next order at once.
+func TestTradeAccountsAPI(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{}) // CATALOG_REFRESH_INTERVAL stays 5s: only the write's own reload can route at once
+	const path = "/v1/trade-accounts/garage-9"
+	if r := b.do(t, http.MethodPut, path, "", nil, []byte(`{"name":"Garage 9"}`)); r.status != http.StatusUnauthorized {
+		t.Fatalf("PUT without a key: %d, want 401", r.status)
+	}
+	if r := b.do(t, http.MethodPut, path, b.catalog, nil, []byte(`{"name":"Garage 9"}`)); r.status != http.StatusForbidden {
+		t.Fatalf("PUT with a catalog key: %d, want 403", r.status)
+	}
+	r := b.do(t, http.MethodPut, path, b.account, nil, []byte(`{"name":"Garage 9"}`))
+	var a struct {
+		CustomerID string    `json:"customer_id"`
+		Name       string    `json:"name"`
+		CreatedAt  time.Time `json:"created_at"`
+	}
+	r.json(t, &a)
+	if r.status != http.StatusOK || a.CustomerID != "garage-9" || a.Name != "Garage 9" || a.CreatedAt.IsZero() {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	lane := func() string {
+		t.Helper()
+		before := len(b.records(t, event.TopicOrdersPlacedPriority))
+		if r := b.place(t, uuid.NewString(), customerOrder("garage-9", "tok_visa_4242", "BRK-PAD-1001", 1)); r.status != http.StatusAccepted {
+			t.Fatalf("order: %d %s", r.status, r.body)
+		}
+		if len(b.records(t, event.TopicOrdersPlacedPriority)) > before {
+			return "priority"
+		}
+		return "standard"
+	}
+	if got := lane(); got != "priority" {
+		t.Fatalf("order right after PUT: %s lane, want priority", got)
+	}
+	r = b.do(t, http.MethodGet, "/v1/trade-accounts", b.account, nil, nil)
+	var list struct {
+		Items []struct {
+			CustomerID string `json:"customer_id"`
+		} `json:"items"`
+	}
+	r.json(t, &list)
+	if r.status != http.StatusOK || len(list.Items) != 1 || list.Items[0].CustomerID != "garage-9" {
+		t.Fatalf("GET: %d %s", r.status, r.body)
+	}
+	for _, bad := range []struct {
+		path, body, field string
+	}{
+		{path, `{"name":"x","tier":"gold"}`, "tier"},
+		{path, `{"name":"` + strings.Repeat("n", 201) + `"}`, "name"},
+		{"/v1/trade-accounts/" + strings.Repeat("c", 65), `{}`, "customer_id"},
+	} {
+		r := b.do(t, http.MethodPut, bad.path, b.account, nil, []byte(bad.body))
+		if p := r.problem(t); r.status != http.StatusUnprocessableEntity || p.Type != "https://orderpipe.dev/problems/invalid-trade-account" || p.fields()[bad.field] == "" {
+			t.Errorf("PUT %s: %d %s, want 422 invalid-trade-account naming %s", bad.body, r.status, r.body, bad.field)
+		}
+	}
+	if r := b.do(t, http.MethodDelete, path, b.account, nil, nil); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	if got := lane(); got != "standard" {
+		t.Fatalf("order right after DELETE: %s lane, want standard", got)
+	}
+	if r := b.do(t, http.MethodDelete, path, b.account, nil, nil); r.status != http.StatusNotFound || r.problem(t).Type != "https://orderpipe.dev/problems/not-found" {
+		t.Fatalf("DELETE again: %d %s, want 404 not-found", r.status, r.body)
+	}
+}

@@ -32,6 +32,7 @@ type bundle struct {
 	writer  string // token with orders:write, orders:read
 	reader  string // token with orders:read only
 	catalog string // token with catalog:write
+	account string // token with accounts:write
 	client  *http.Client
 	stop    func() error
 }
@@ -98,6 +99,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	b.writer = mk("checkout", auth.ScopeOrdersWrite, auth.ScopeOrdersRead)
 	b.reader = mk("viewer", auth.ScopeOrdersRead)
 	b.catalog = mk("merchandiser", auth.ScopeCatalogWrite)
+	b.account = mk("accounts", auth.ScopeAccountsWrite)
 
 	redisAddr := o.redisAddr
 	if redisAddr == "" {

@@ -30,10 +30,11 @@ const (
 	ScopeCatalogWrite   = "catalog:write"
 	ScopeInventoryWrite = "inventory:write"
 	ScopeReportsRead    = "reports:read"
+	ScopeAccountsWrite  = "accounts:write" // trade accounts: read and change
 )
 
 // AllScopes lists every scope, for validation and help texts.
-var AllScopes = []string{ScopeOrdersWrite, ScopeOrdersRead, ScopeCatalogWrite, ScopeInventoryWrite, ScopeReportsRead}
+var AllScopes = []string{ScopeOrdersWrite, ScopeOrdersRead, ScopeCatalogWrite, ScopeInventoryWrite, ScopeReportsRead, ScopeAccountsWrite}
 
 // Errors of authentication.
 var (

@@ -51,6 +51,13 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
 	}
 	// Warehouses without Kafka: the webhook bridge to inventory.stock (warehouse.go).
 	e.POST("/v1/warehouse/stock", handleWarehouseStock(cfg, d.Catalog, d.Warehouse), authed(auth.ScopeInventoryWrite)...)
+	// Trade accounts: customers whose orders use the priority lane (tradeaccounts.go).
+	if d.TradeAccounts != nil {
+		ta := *d.TradeAccounts
+		e.GET("/v1/trade-accounts", handleListTradeAccounts(ta), authed(auth.ScopeAccountsWrite)...)
+		e.PUT("/v1/trade-accounts/:customer_id", handlePutTradeAccount(cfg, ta, d.Log), authed(auth.ScopeAccountsWrite)...)
+		e.DELETE("/v1/trade-accounts/:customer_id", handleDeleteTradeAccount(ta, d.Log), authed(auth.ScopeAccountsWrite)...)
+	}
 	// Sales figures for the shop's managers (reports.go).
 	e.GET("/v1/reports/sales", handleSalesReport(d.SalesReport), authed(auth.ScopeReportsRead)...)
 }

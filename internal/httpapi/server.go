@@ -53,24 +53,25 @@ type Check struct {
 
 // Deps are what the handlers close over.
 type Deps struct {
-	Keys        *auth.Keys
-	Catalog     *catalog.Cache
-	Intake      *intake.Service
-	Store       Store
-	OrderByID   func(ctx context.Context, id string) (intake.View, bool, error)       // Postgres, the truth
-	DeadLetter  func(ctx context.Context, id string) (*intake.DeadLetter, error)      // a pending order parked in the dead-letter topic
-	SaveProduct func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
-	Warehouse   WarehouseDeps                                                         // POST /v1/warehouse/stock
-	SalesReport func(ctx context.Context, q SalesQuery) ([]SalesRow, error)           // GET /v1/reports/sales (Postgres aggregates)
-	SoldOut     SoldOutSKUs                                                           // the sold-out view, for the gate before the idempotency protocol
-	Prices      PriceTimelines                                                        // published price timelines (nil: no promotions)
-	Promotions  Promotions                                                            // /v1/promotions and the promotion report (nil: not served)
-	Repriced    func(ctx context.Context, sku string) error                           // republish a SKU's prices after its product changed
-	Checks      []Check
-	Draining    func() bool
-	Log         *slog.Logger
-	Registry    prometheus.Registerer
-	Gatherer    prometheus.Gatherer
+	Keys          *auth.Keys
+	Catalog       *catalog.Cache
+	Intake        *intake.Service
+	Store         Store
+	OrderByID     func(ctx context.Context, id string) (intake.View, bool, error)       // Postgres, the truth
+	DeadLetter    func(ctx context.Context, id string) (*intake.DeadLetter, error)      // a pending order parked in the dead-letter topic
+	SaveProduct   func(ctx context.Context, p catalog.Product) (catalog.Product, error) // Postgres, then cache
+	Warehouse     WarehouseDeps                                                         // POST /v1/warehouse/stock
+	SalesReport   func(ctx context.Context, q SalesQuery) ([]SalesRow, error)           // GET /v1/reports/sales (Postgres aggregates)
+	SoldOut       SoldOutSKUs                                                           // the sold-out view, for the gate before the idempotency protocol
+	Prices        PriceTimelines                                                        // published price timelines (nil: no promotions)
+	Promotions    Promotions                                                            // /v1/promotions and the promotion report (nil: not served)
+	Repriced      func(ctx context.Context, sku string) error                           // republish a SKU's prices after its product changed
+	TradeAccounts *TradeAccounts                                                        // /v1/trade-accounts (nil: not served)
+	Checks        []Check
+	Draining      func() bool
+	Log           *slog.Logger
+	Registry      prometheus.Registerer
+	Gatherer      prometheus.Gatherer
 }
 
 // New builds the Echo server with every route.
