@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +73,6 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("orderpipe.json: %v", err)
 	}
 	exported := exportedMetrics(t, s.root)
-	metric := regexp.MustCompile(`\borderpipe_[a-z_]+`)
 	var exprs []string
 	for _, p := range d.Panels {
 		if p.Type == "row" {
@@ -86,16 +83,8 @@ func TestDashboard(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			exprs = append(exprs, tg.Expr)
-			for _, name := range metric.FindAllString(tg.Expr, -1) {
-				base := name
-				for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-					if b, ok := strings.CutSuffix(name, suffix); ok && exported[b] {
-						base = b
-					}
-				}
-				if !exported[base] {
-					t.Errorf("panel %q: %s is not a metric the code exports", p.Title, name)
-				}
+			for _, name := range unknownMetrics(tg.Expr, exported) {
+				t.Errorf("panel %q: %s is not a metric the code exports", p.Title, name)
 			}
 		}
 	}
@@ -167,7 +156,7 @@ func startPrometheus(t *testing.T, targets ...string) promServer {
 		t.Fatal(err)
 	}
 	for attempt := 0; ; attempt++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePortForTest(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 			"--web.listen-address="+addr, "--log.level=warn")
@@ -230,14 +219,4 @@ func (p promServer) query(expr string) (int, error) {
 		return 0, fmt.Errorf("%s", r.Error)
 	}
 	return len(r.Data.Result), nil
-}
-
-func freePortForTest(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -43,14 +43,14 @@ func TestSMTPOutageThenEveryEmailArrivesOnce(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for len(s.records(t, event.RetryTopic("notifier", 1))) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no record reached notifier.retry.1 during the outage (failures: %v)", metric(t, n.URL, "orderpipe_notifier_send_failures_total"))
+			t.Fatalf("no record reached notifier.retry.1 during the outage (failures: %v)", testenv.Metric(t, n.URL, "orderpipe_notifier_send_failures_total"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if got := s.sink.Count(); got != 0 {
 		t.Fatalf("%d e-mails delivered during the outage", got)
 	}
-	if v := metric(t, n.URL, `orderpipe_notifier_send_failures_total{class="connect"}`); v < 100 {
+	if v := testenv.Metric(t, n.URL, `orderpipe_notifier_send_failures_total{class="connect"}`); v < 100 {
 		t.Fatalf("connect failures %v, want at least one per e-mail", v)
 	}
 	proxy.Restore()
@@ -145,13 +145,13 @@ func TestSkipsOtherEventsAndDeadLettersPoison(t *testing.T) {
 	if want := map[string]int{"notifier/permanent": 3, "reports/permanent": 2}; fmt.Sprint(dead) != fmt.Sprint(want) {
 		t.Fatalf("dead letters %v, want %v (malformed and invalid in both lanes, the refused recipient in notifier)", dead, want)
 	}
-	if v := metric(t, n.URL, `orderpipe_notifier_events_skipped_total{group="notifier"}`); v != 1 {
+	if v := testenv.Metric(t, n.URL, `orderpipe_notifier_events_skipped_total{group="notifier"}`); v != 1 {
 		t.Fatalf("notifier skipped %v events, want 1 (the unknown type)", v)
 	}
-	if v := metric(t, n.URL, `orderpipe_notifier_events_skipped_total{group="reports"}`); v != 2 {
+	if v := testenv.Metric(t, n.URL, `orderpipe_notifier_events_skipped_total{group="reports"}`); v != 2 {
 		t.Fatalf("reports skipped %v events, want 2 (the unknown type and the shipment)", v)
 	}
-	if v := metric(t, n.URL, `orderpipe_notifier_send_failures_total{class="recipient"}`); v != 1 {
+	if v := testenv.Metric(t, n.URL, `orderpipe_notifier_send_failures_total{class="recipient"}`); v != 1 {
 		t.Fatalf("recipient failures %v, want 1", v)
 	}
 	var state string

@@ -20,6 +20,7 @@ import (
 	omail "github.com/orderpipe/orderpipe/internal/mail"
 	"github.com/orderpipe/orderpipe/internal/mailsink"
 	"github.com/orderpipe/orderpipe/internal/paysim"
+	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
 // textOf returns the decoded text/plain part of a received message.
@@ -301,11 +302,11 @@ func TestThousandOrdersOneEmailEachAndReplayChangesNothing(t *testing.T) {
 	s.resetGroup(t, "reports", event.TopicOrderEvents)
 	n = s.notifier(t, nil)
 	deadline := time.Now().Add(60 * time.Second)
-	for metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total") < float64(len(accepted)) ||
-		metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`) < float64(len(accepted)) {
+	for testenv.Metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total") < float64(len(accepted)) ||
+		testenv.Metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`) < float64(len(accepted)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("replay not done: %v duplicates suppressed, %v report duplicates, want %d each",
-				metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total"), metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`), len(accepted))
+				testenv.Metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total"), testenv.Metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`), len(accepted))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -319,8 +320,8 @@ func TestThousandOrdersOneEmailEachAndReplayChangesNothing(t *testing.T) {
 		t.Fatalf("replay changed the sales figures")
 	}
 	t.Logf("replay: %v e-mails suppressed as duplicates, %v report events recognised, 0 sent, figures unchanged",
-		metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total"), metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`))
-	if v := metric(t, n.URL, "orderpipe_notifier_emails_sent_total"); v != 0 {
+		testenv.Metric(t, n.URL, "orderpipe_notifier_duplicates_suppressed_total"), testenv.Metric(t, n.URL, `orderpipe_reports_events_total{outcome="duplicate"}`))
+	if v := testenv.Metric(t, n.URL, "orderpipe_notifier_emails_sent_total"); v != 0 {
 		t.Fatalf("replay: emails_sent_total %v, want 0", v)
 	}
 }

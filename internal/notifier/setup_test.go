@@ -2,10 +2,8 @@ package notifier_test
 
 import (
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -260,27 +258,6 @@ func outcome(t *testing.T, email, reason string, sku string, qty int, placed tim
 		t.Fatal(err)
 	}
 	return orderID, env.Record(event.TopicOrderEvents, []byte(orderID))
-}
-
-// metric returns the sum of the samples of name (any labels) on a process's /metrics.
-func metric(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		sum += v
-	}
-	return sum
 }
 
 // byMessageID counts received messages per Message-ID.

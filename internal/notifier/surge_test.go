@@ -12,6 +12,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/mailsink"
 	"github.com/orderpipe/orderpipe/internal/paysim"
+	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
 // p95 of accept-to-decision (decided_at - placed_at) of the given orders.
@@ -65,7 +66,7 @@ func TestSurgeWithSlowNotifierLeavesOrderLatencyAlone(t *testing.T) {
 	p95With := s.p95(t, with)
 	sentDuringSurge := s.sink.Count()
 	t.Logf("accept-to-decision p95: %s without the notifier, %s with it (e-mails sent by then: %d of %d; lanes paused %v times)",
-		p95Without, p95With, sentDuringSurge, len(without)+len(with), metric(t, n.URL, "orderpipe_notifier_pauses_total"))
+		p95Without, p95With, sentDuringSurge, len(without)+len(with), testenv.Metric(t, n.URL, "orderpipe_notifier_pauses_total"))
 	if bound := 2*p95Without + 500*time.Millisecond; p95With > bound {
 		t.Fatalf("p95 accept-to-decision %s with the notifier running, want at most %s (2 x %s + 500ms)", p95With, bound, p95Without)
 	}
@@ -110,9 +111,9 @@ func TestLanesPauseWhileCriticalGroupsLag(t *testing.T) {
 	commitAt(false)
 	n := s.notifier(t, map[string]string{"NOTIFIER_PAUSE_LAG": "10", "NOTIFIER_LAG_CHECK_INTERVAL": "50ms"})
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, n.URL, "orderpipe_notifier_paused") != 1 {
+	for testenv.Metric(t, n.URL, "orderpipe_notifier_paused") != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("lanes not paused with order-worker 30 records behind (critical lag read: %v)", metric(t, n.URL, "orderpipe_notifier_critical_lag_records"))
+			t.Fatalf("lanes not paused with order-worker 30 records behind (critical lag read: %v)", testenv.Metric(t, n.URL, "orderpipe_notifier_critical_lag_records"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -135,7 +136,7 @@ func TestLanesPauseWhileCriticalGroupsLag(t *testing.T) {
 	for g, topics := range lanes {
 		s.waitCommitted(t, g, topics, 20*time.Second)
 	}
-	if got := metric(t, n.URL, "orderpipe_notifier_paused"); got != 0 {
+	if got := testenv.Metric(t, n.URL, "orderpipe_notifier_paused"); got != 0 {
 		t.Fatalf("paused gauge %v after order-worker caught up, want 0", got)
 	}
 }

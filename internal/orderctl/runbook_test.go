@@ -674,31 +674,6 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 	s.waitLagZero(t, 30*time.Second, topology.GroupOrderWorker)
 }
 
-// metricValue is the sum of the samples of the metric name (a bare name, or one series like
-// name{class="connect"}) that the process at url serves on /metrics.
-func metricValue(t *testing.T, url, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+" ") && !(strings.HasPrefix(line, name+"{") && !strings.Contains(name, "{")) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric %s: %q", name, line)
-		}
-		sum += v
-	}
-	return sum
-}
-
 // stockRow is a SKU's on_hand, allocated and shortfall in Postgres.
 func (s *system) stockRow(t *testing.T, sku string) (onHand, allocated, shortfall int64) {
 	t.Helper()
@@ -760,7 +735,7 @@ func TestRunbook7StockDrift(t *testing.T) {
 		st := s.Sim.Stats()
 		return st.Refunds == 1, fmt.Sprintf("%d refunds", st.Refunds)
 	})
-	if v := metricValue(t, s.proc("order-worker").URL, "orderpipe_worker_guard_refusals_total"); v != 1 {
+	if v := testenv.Metric(t, s.proc("order-worker").URL, "orderpipe_worker_guard_refusals_total"); v != 1 {
 		t.Fatalf("guard refusals %v, want 1", v)
 	}
 
@@ -889,8 +864,8 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	})
 	s.waitLagZero(t, 30*time.Second, topology.GroupNotifier)
 	notifier := s.proc("notifier").URL
-	failures := metricValue(t, notifier, "orderpipe_notifier_send_failures_total")
-	if connect := metricValue(t, notifier, `orderpipe_notifier_send_failures_total{class="connect"}`); connect < parked || connect != failures {
+	failures := testenv.Metric(t, notifier, "orderpipe_notifier_send_failures_total")
+	if connect := testenv.Metric(t, notifier, `orderpipe_notifier_send_failures_total{class="connect"}`); connect < parked || connect != failures {
 		t.Fatalf("send failures: %v connect of %v, want every failure a connect failure, at least one per e-mail", connect, failures)
 	}
 
@@ -938,7 +913,7 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	if got := notifierDLQ(); got != parked {
 		t.Fatalf("%d dead letters after the re-drive, want the %d re-driven ones and no new one", got, parked)
 	}
-	if got := metricValue(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
+	if got := testenv.Metric(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
 		t.Fatalf("send failures: %v after the re-drive, %v before: want no new one", got, failures)
 	}
 }

@@ -69,7 +69,7 @@ func PgBouncer(t testing.TB, schemaURL string) string {
 	}
 
 	for attempt := 0; ; attempt++ {
-		listen := freeLocalPort(t)
+		listen := FreePort(t)
 		ini := fmt.Sprintf(`[databases]
 pool = host=%s port=%s dbname=%s user=%s connect_query='SET search_path TO %s'
 
@@ -196,7 +196,9 @@ func waitPooler(poolURL, schema string, exited <-chan error) error {
 	}
 }
 
-func freeLocalPort(t testing.TB) int {
+// FreePort is a loopback port that was free a moment ago, for a server a test starts that cannot
+// listen on port 0; the caller retries when it was taken meanwhile.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
