@@ -60,6 +60,7 @@ type sysOptions struct {
 	stock   int64             // on hand per SKU
 	payment paysim.Config     // the payment simulator
 	env     map[string]string // settings of every process (api included), over the system's defaults
+	pooler  bool              // every process reaches Postgres through a PgBouncer in transaction mode
 }
 
 // newSystem starts the api and the three worker processes.
@@ -108,7 +109,7 @@ func newSystem(t *testing.T, o sysOptions) *system {
 			Brand: "Bosch", PriceMinor: int64(1000 + 250*i), Currency: "EUR", Active: true})
 		stock[sku] = o.stock
 	}
-	s.Pipeline = testenv.NewPipeline(t, testenv.PipelineOptions{Products: products, Stock: stock, Payment: o.payment, Env: env})
+	s.Pipeline = testenv.NewPipeline(t, testenv.PipelineOptions{Products: products, Stock: stock, Payment: o.payment, Env: env, ViaPooler: o.pooler})
 	for name := range sysProcs {
 		s.start(t, name)
 	}
@@ -742,4 +743,63 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// Every process (api, order-worker, inventory-sync, notifier) and orderctl reach Postgres only
+// through a real PgBouncer in transaction mode (README, "Scale"): stock events, orders, shipments,
+// e-mails and a reconciliation all work, once each.
+func TestAcceptanceEveryProcessThroughATransactionPooler(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysOptions{stock: 400, payment: paysim.Config{DeclineRate: 0.05, Seed: 9}, pooler: true})
+	if s.ProcessDBURL == s.DBURL {
+		t.Fatal("the processes do not use the pooler")
+	}
+	var seq int64
+	var stock []*kgo.Record
+	for _, sku := range sysSKUs {
+		seq++
+		stock = append(stock, stockEvent(t, event.StockLevel{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}, OnHand: 300}))
+	}
+	s.produce(t, stock...)
+	const n = 300
+	accepted := s.place(t, "p", n, 16, okToken)
+	if len(accepted) != n {
+		t.Fatalf("%d of %d orders accepted", len(accepted), n)
+	}
+	s.waitLagZero(t, 120*time.Second, topology.GroupOrderWorker, topology.GroupInventorySync)
+
+	rows, err := s.Pool.Query(t.Context(), `SELECT o.id::text, a.sku, a.quantity FROM orders o JOIN allocations a ON a.order_id = o.id
+WHERE o.status = 'confirmed' ORDER BY o.id LIMIT 10`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped []*kgo.Record
+	for rows.Next() {
+		var id, sku string
+		var qty int64
+		if err := rows.Scan(&id, &sku, &qty); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		shipped = append(shipped, stockEvent(t, event.StockShipped{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}, OrderID: id, Quantity: qty}))
+	}
+	rows.Close()
+	if len(shipped) != 10 {
+		t.Fatalf("%d confirmed orders to ship, want 10 (statuses %v)", len(shipped), s.orderStatuses(t))
+	}
+	s.produce(t, shipped...)
+	s.waitLagZero(t, 120*time.Second, allGroups()...)
+
+	statuses := s.orderStatuses(t)
+	if statuses["confirmed"]+statuses["shipped"]+statuses["cancelled/payment_declined"] != n || statuses["shipped"] != 10 {
+		t.Fatalf("orders by status %v, want %d decided, 10 shipped", statuses, n)
+	}
+	waitFor(t, 60*time.Second, "every e-mail sent once", func() (bool, string) {
+		mails := s.mails()
+		return total(mails) == n+10, fmt.Sprintf("%d e-mails, want %d", total(mails), n+10)
+	})
+	s.mustCtl(t, orderctl.ExitOK, "reconcile")
+	if xacts := testenv.PoolerTransactions(t, s.ProcessDBURL); xacts < n/10 {
+		t.Fatalf("the pooler served %d transactions: the processes did not go through it", xacts)
+	}
 }

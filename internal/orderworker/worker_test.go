@@ -98,7 +98,7 @@ var _ = http.StatusOK
 
 // The pipeline behind a transaction-mode connection pooler (a real PgBouncer), as ARCHITECTURE's
 // scale section runs it: the api and two order-workers reach Postgres only through the pooler,
-// with DATABASE_URL's default_query_exec_mode=exec, and every order is still decided once with
+// with DATABASE_URL's default_query_exec_mode=cache_describe, and every order is still decided once with
 // every invariant intact. The pooler hands each transaction to any of its server connections, so
 // session state (named prepared statements, session settings, advisory locks) would break here.
 func TestPipelineThroughATransactionPooler(t *testing.T) {
@@ -112,7 +112,7 @@ func TestPipelineThroughATransactionPooler(t *testing.T) {
 	p := testenv.NewPipeline(t, testenv.PipelineOptions{
 		Products: products, Stock: stock, Payment: paysim.Config{Latency: time.Millisecond, DeclineRate: 0.1, Seed: 11}, ViaPooler: true,
 	})
-	if p.ProcessDBURL == p.DBURL || !strings.Contains(p.ProcessDBURL, "default_query_exec_mode=exec") {
+	if p.ProcessDBURL == p.DBURL || !strings.Contains(p.ProcessDBURL, "default_query_exec_mode=cache_describe") {
 		t.Fatalf("the processes' DATABASE_URL %q is not the pooler's", p.ProcessDBURL)
 	}
 	s := &stack{Pipeline: p, stock: stock}

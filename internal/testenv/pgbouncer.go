@@ -20,9 +20,10 @@ import (
 
 // PgBouncer starts a real PgBouncer (Debian package pgbouncer) in transaction pooling mode in
 // front of the Postgres of schemaURL (a URL from Postgres, with search_path), and returns the URL
-// a service uses through it: the pooler's address, and default_query_exec_mode=exec, the pgx mode
-// that sends no named prepared statements (a transaction-mode pooler hands every transaction to
-// any server connection, so a statement prepared on one is unknown on the next).
+// a service uses through it: the pooler's address, and default_query_exec_mode=cache_describe,
+// the pgx mode that sends no named prepared statements (a transaction-mode pooler hands every
+// transaction to any server connection, so a statement prepared on one is unknown on the next)
+// and still knows every parameter's type (exec, which guesses them, cannot send a []uuid.UUID).
 //
 // The pooler cannot pass search_path through (it forwards few startup parameters), so its
 // database entry sets it on every server connection it opens. It stops when the test ends.
@@ -107,7 +108,7 @@ logfile = %s
 				<-exited
 			}
 		}
-		poolURL := fmt.Sprintf("postgres://%s@127.0.0.1:%d/pool?sslmode=disable&default_query_exec_mode=exec", url.PathEscape(dbuser), listen)
+		poolURL := fmt.Sprintf("postgres://%s@127.0.0.1:%d/pool?sslmode=disable&default_query_exec_mode=cache_describe", url.PathEscape(dbuser), listen)
 		if err := waitPooler(poolURL, schema, exited); err != nil {
 			stop()
 			log, _ := os.ReadFile(filepath.Join(dir, "pgbouncer.log"))
