@@ -476,26 +476,7 @@ func TestAcceptanceReplayEveryGroupChangesNothing(t *testing.T) {
 	s.waitLagZero(t, 120*time.Second, topology.GroupOrderWorker, topology.GroupInventorySync)
 
 	// The warehouse ships 40 confirmed orders: shipments, OrderShipped events, shipped e-mails.
-	rows, err := s.Pool.Query(t.Context(), `SELECT o.id::text, a.sku, a.quantity FROM orders o JOIN allocations a ON a.order_id = o.id
-WHERE o.status = 'confirmed' ORDER BY o.id LIMIT 40`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var shipped []*kgo.Record
-	for rows.Next() {
-		var id, sku string
-		var qty int64
-		if err := rows.Scan(&id, &sku, &qty); err != nil {
-			t.Fatal(err)
-		}
-		seq++
-		shipped = append(shipped, stockEvent(t, event.StockShipped{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}, OrderID: id, Quantity: qty}))
-	}
-	rows.Close()
-	if len(shipped) != 40 {
-		t.Fatalf("%d confirmed orders to ship, want 40 (statuses %v)", len(shipped), s.orderStatuses(t))
-	}
-	s.produce(t, shipped...)
+	s.shipConfirmed(t, &seq, 40)
 	s.waitLagZero(t, 120*time.Second, allGroups()...)
 
 	statuses := s.orderStatuses(t)
@@ -768,26 +749,7 @@ func TestAcceptanceEveryProcessThroughATransactionPooler(t *testing.T) {
 	}
 	s.waitLagZero(t, 120*time.Second, topology.GroupOrderWorker, topology.GroupInventorySync)
 
-	rows, err := s.Pool.Query(t.Context(), `SELECT o.id::text, a.sku, a.quantity FROM orders o JOIN allocations a ON a.order_id = o.id
-WHERE o.status = 'confirmed' ORDER BY o.id LIMIT 10`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var shipped []*kgo.Record
-	for rows.Next() {
-		var id, sku string
-		var qty int64
-		if err := rows.Scan(&id, &sku, &qty); err != nil {
-			t.Fatal(err)
-		}
-		seq++
-		shipped = append(shipped, stockEvent(t, event.StockShipped{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}, OrderID: id, Quantity: qty}))
-	}
-	rows.Close()
-	if len(shipped) != 10 {
-		t.Fatalf("%d confirmed orders to ship, want 10 (statuses %v)", len(shipped), s.orderStatuses(t))
-	}
-	s.produce(t, shipped...)
+	s.shipConfirmed(t, &seq, 10)
 	s.waitLagZero(t, 120*time.Second, allGroups()...)
 
 	statuses := s.orderStatuses(t)
@@ -802,4 +764,30 @@ WHERE o.status = 'confirmed' ORDER BY o.id LIMIT 10`)
 	if xacts := testenv.PoolerTransactions(t, s.ProcessDBURL); xacts < n/10 {
 		t.Fatalf("the pooler served %d transactions: the processes did not go through it", xacts)
 	}
+}
+
+// shipConfirmed has warehouse WH-BER ship the allocations of n confirmed orders (the first by id),
+// numbering its events after *seq, and fails the test unless there are n to ship.
+func (s *system) shipConfirmed(t *testing.T, seq *int64, n int) {
+	t.Helper()
+	rows, err := s.Pool.Query(t.Context(), `SELECT o.id::text, a.sku, a.quantity FROM orders o JOIN allocations a ON a.order_id = o.id
+WHERE o.status = 'confirmed' ORDER BY o.id LIMIT $1`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shipped []*kgo.Record
+	for rows.Next() {
+		var id, sku string
+		var qty int64
+		if err := rows.Scan(&id, &sku, &qty); err != nil {
+			t.Fatal(err)
+		}
+		*seq++
+		shipped = append(shipped, stockEvent(t, event.StockShipped{StockHeader: event.StockHeader{WarehouseID: "WH-BER", SKU: sku, Seq: *seq, OccurredAt: time.Now().UTC()}, OrderID: id, Quantity: qty}))
+	}
+	rows.Close()
+	if len(shipped) != n {
+		t.Fatalf("%d confirmed orders to ship, want %d (statuses %v)", len(shipped), n, s.orderStatuses(t))
+	}
+	s.produce(t, shipped...)
 }
