@@ -199,9 +199,7 @@ func (e *env) importCatalog(cmd *cobra.Command, rep CatalogImportReport, rows []
 
 func (e *env) writeCatalogReport(rep CatalogImportReport, output string) error {
 	if output == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(e.stdout, rep)
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "catalog import %s (%s): %d products\n", rep.File, rep.Format, rep.Products)

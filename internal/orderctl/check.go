@@ -1,7 +1,6 @@
 package orderctl
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -74,9 +73,7 @@ func (e *env) checkCmd() *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := writeJSON(e.stdout, rep); err != nil {
 					return err
 				}
 			} else {

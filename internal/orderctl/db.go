@@ -2,7 +2,6 @@ package orderctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -63,9 +62,7 @@ func (e *env) migrateCmd() *cobra.Command {
 					for _, m := range ms {
 						rows = append(rows, MigrationRow{Version: m.Version, Name: m.Name, Applied: m.Applied})
 					}
-					enc := json.NewEncoder(e.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(rows)
+					return writeJSON(e.stdout, rows)
 				}
 				tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
@@ -147,9 +144,7 @@ func (e *env) keysCmd() *cobra.Command {
 				for _, k := range ks {
 					rows = append(rows, KeyRow{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(), RevokedAt: k.RevokedAt})
 				}
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(e.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tREVOKED")

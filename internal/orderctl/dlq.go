@@ -206,7 +206,7 @@ func (e *env) dlqListCmd() *cobra.Command {
 				}
 			}
 			if output == "json" {
-				return dlqWriteJSON(e.stdout, rows)
+				return writeJSON(e.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PARTITION:OFFSET\tDLQ_TIME\tSOURCE\tATTEMPTS\tCLASS\tREDRIVES\tKEY\tERROR")
@@ -266,7 +266,7 @@ func (e *env) dlqCountCmd() *cobra.Command {
 				return counts[i].SourceTopic < counts[j].SourceTopic
 			})
 			if output == "json" {
-				return dlqWriteJSON(e.stdout, map[string]any{"topic": topic, "total": total, "not_dead_letters": invalid, "counts": counts})
+				return writeJSON(e.stdout, map[string]any{"topic": topic, "total": total, "not_dead_letters": invalid, "counts": counts})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CLASS\tSOURCE_TOPIC\tCOUNT")
@@ -725,7 +725,8 @@ func dlqParsePartOffset(s string) (int32, int64, error) {
 	return int32(p), o, nil
 }
 
-func dlqWriteJSON(w io.Writer, v any) error {
+// writeJSON writes v as indented JSON, the form of every --output json.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

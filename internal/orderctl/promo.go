@@ -2,7 +2,6 @@ package orderctl
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -357,12 +356,10 @@ func printPromos(w io.Writer, f promoFlags, ps ...promotion.Promotion) error {
 		for i, p := range ps {
 			docs[i] = httpapi.DocOf(p, now)
 		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if len(ps) == 1 {
-			return enc.Encode(docs[0])
+			return writeJSON(w, docs[0])
 		}
-		return enc.Encode(docs)
+		return writeJSON(w, docs)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tPRICE\tSCOPE\tSTARTS\tENDS\tCAP\tLIMIT\tNAME")

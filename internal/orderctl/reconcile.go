@@ -1,7 +1,6 @@
 package orderctl
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,9 +61,7 @@ func (e *env) reconcileCmd() *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := writeJSON(e.stdout, res); err != nil {
 					return err
 				}
 			} else if err := e.printReconcile(res, repair); err != nil {

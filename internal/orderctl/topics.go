@@ -2,7 +2,6 @@ package orderctl
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -58,9 +57,7 @@ func (e *env) topicsCmd() *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(rep)
+				err = writeJSON(e.stdout, rep)
 			} else {
 				err = writeTopicsTable(e, rep)
 			}

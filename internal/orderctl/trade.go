@@ -1,7 +1,6 @@
 package orderctl
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"text/tabwriter"
@@ -84,9 +83,7 @@ func (e *env) tradeAccountsCmd() *cobra.Command {
 				for _, a := range as {
 					rows = append(rows, TradeAccountRow{CustomerID: a.CustomerID, Name: a.Name, CreatedAt: a.CreatedAt.UTC()})
 				}
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(e.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CUSTOMER\tNAME\tSINCE")
