@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -217,7 +218,7 @@ orderpipe is running
 
 demo API keys (also in .data/demo-keys.json)
   checkout  %[3]s   scopes orders:write, orders:read
-  ops       %[4]s   scopes catalog:write, inventory:write, reports:read, orders:read
+  ops       %[4]s   scopes catalog:write, inventory:write, reports:read, orders:read, accounts:write
 
 try it
   curl -s %[1]s/v1/inventory/%[5]s
@@ -236,7 +237,7 @@ Ctrl-C stops everything.
 func (e *env) demoKeys(ctx context.Context, path string) (map[string]string, error) {
 	want := map[string][]string{
 		"checkout": {auth.ScopeOrdersWrite, auth.ScopeOrdersRead},
-		"ops":      {auth.ScopeCatalogWrite, auth.ScopeInventoryWrite, auth.ScopeReportsRead, auth.ScopeOrdersRead},
+		"ops":      {auth.ScopeCatalogWrite, auth.ScopeInventoryWrite, auth.ScopeReportsRead, auth.ScopeOrdersRead, auth.ScopeAccountsWrite},
 	}
 	saved := map[string]string{}
 	if b, err := os.ReadFile(path); err == nil {
@@ -251,16 +252,17 @@ func (e *env) demoKeys(ctx context.Context, path string) (map[string]string, err
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]bool{}
+	live := map[string][]string{} // scopes of the keys not revoked
 	for _, r := range rows {
 		if r.RevokedAt == nil {
-			live[r.ID] = true
+			live[r.ID] = r.Scopes
 		}
 	}
 	out := map[string]string{}
 	for name, scopes := range want {
 		if tok, ok := saved[name]; ok {
-			if id, _, err := auth.Parse(tok); err == nil && live[id] {
+			// A saved key is reused while it is valid and has the scopes this version gives it.
+			if id, _, err := auth.Parse(tok); err == nil && live[id] != nil && sameScopes(live[id], scopes) {
 				out[name] = tok
 				continue
 			}
@@ -276,6 +278,13 @@ func (e *env) demoKeys(ctx context.Context, path string) (map[string]string, err
 		return nil, err
 	}
 	return out, nil
+}
+
+func sameScopes(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // createDatabase creates the database named in dbURL when it does not exist, connecting to the
