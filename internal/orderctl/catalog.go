@@ -103,8 +103,8 @@ func (e *env) catalogCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			file := args[0]
 			f := format

@@ -47,8 +47,8 @@ func (e *env) checkCmd() *cobra.Command {
 			if outcomes == "" {
 				return usageErr("--outcomes is required (the file orderctl load wrote)")
 			}
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			f, err := os.Open(outcomes)
 			if err != nil {

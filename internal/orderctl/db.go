@@ -41,8 +41,8 @@ func (e *env) migrateCmd() *cobra.Command {
 		Short: "Apply the embedded Postgres migrations (safe to run from several replicas at once)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if output == "json" && !status {
 				return usageErr("--output json goes with --status (applying migrations prints what it applied)")
@@ -127,8 +127,8 @@ func (e *env) keysCmd() *cobra.Command {
 		Short: "List API keys (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if listOutput != "table" && listOutput != "json" {
-				return usageErr("--output: want table or json, got %q", listOutput)
+			if err := checkOutput(listOutput); err != nil {
+				return err
 			}
 			pool, err := e.pool(cmd.Context())
 			if err != nil {

@@ -624,8 +624,8 @@ func (e *env) dlqRead(ctx context.Context, group, output string, f *dlqFilter) (
 	if err != nil {
 		return "", nil, err
 	}
-	if output != "table" && output != "json" {
-		return "", nil, usageErr("--output: want table or json, got %q", output)
+	if err := checkOutput(output); err != nil {
+		return "", nil, err
 	}
 	if err := f.validate(time.Now()); err != nil {
 		return "", nil, err
@@ -723,13 +723,6 @@ func dlqParsePartOffset(s string) (int32, int64, error) {
 		return 0, 0, usageErr("--offset: want PARTITION:OFFSET like 2:17, got %q", s)
 	}
 	return int32(p), o, nil
-}
-
-// writeJSON writes v as indented JSON, the form of every --output json.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func dlqTruncate(s string, n int) string {

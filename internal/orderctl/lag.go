@@ -77,8 +77,8 @@ func (e *env) lagCmd() *cobra.Command {
 			"--watch refreshes at the given interval until interrupted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if watch < 0 {
 				return usageErr("--watch: want a positive duration, got %s", watch)

@@ -7,6 +7,7 @@ package orderctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,4 +160,19 @@ func (e *env) envCmd() *cobra.Command {
 			return config.Usage(e.stdout, "orderctl", "the orderpipe ops CLI", &c)
 		},
 	}
+}
+
+// checkOutput accepts the value of an --output flag: table or json.
+func checkOutput(output string) error {
+	if output != "table" && output != "json" {
+		return usageErr("--output: want table or json, got %q", output)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON, the form of every --output json.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

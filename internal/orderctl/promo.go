@@ -131,8 +131,8 @@ func (f *promoFlags) apply(cmd *cobra.Command, p *promotion.Promotion) error {
 	if ch("over-cap") {
 		p.OverCap = promotion.OverCap(f.overCap)
 	}
-	if f.output != "table" && f.output != "json" {
-		return usageErr("--output: want table or json, got %q", f.output)
+	if err := checkOutput(f.output); err != nil {
+		return err
 	}
 	return nil
 }

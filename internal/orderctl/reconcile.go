@@ -30,8 +30,8 @@ func (e *env) reconcileCmd() *cobra.Command {
 			"Exit code 3 when drift was found and is still there (not repaired, or moving while observed).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			pool, err := e.pool(ctx)

@@ -150,8 +150,8 @@ func (a *replayArgs) validate(now time.Time) (replayTarget, error) {
 	if a.group == "" {
 		return t, usageErr("--group is required")
 	}
-	if a.output != "table" && a.output != "json" {
-		return t, usageErr("--output: want table or json, got %q", a.output)
+	if err := checkOutput(a.output); err != nil {
+		return t, err
 	}
 	if a.wait < 0 {
 		return t, usageErr("--wait: want a positive duration, got %s", a.wait)

@@ -154,8 +154,8 @@ func (a *rangeArgs) validate(now time.Time) error {
 	if src == nil {
 		return usageErr("--group %q: want order-worker, inventory-sync, notifier or reports (a live orderpipe group)", a.group)
 	}
-	if a.output != "table" && a.output != "json" {
-		return usageErr("--output: want table or json, got %q", a.output)
+	if err := checkOutput(a.output); err != nil {
+		return err
 	}
 	switch {
 	case a.from != "" && a.since != 0:

@@ -49,8 +49,8 @@ func (e *env) topicsCmd() *cobra.Command {
 			"partitions, so it is a planned operation (kafka-topics.sh --alter --partitions).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			rep, err := e.topics(cmd.Context(), create, fixRetention)
 			if err != nil {

@@ -66,8 +66,8 @@ func (e *env) tradeAccountsCmd() *cobra.Command {
 		Short: "List trade accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErr("--output: want table or json, got %q", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			pool, err := e.pool(cmd.Context())
 			if err != nil {
