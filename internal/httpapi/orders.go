@@ -70,7 +70,9 @@ func (r *placeOrderRequest) validate(maxLines int, maxQty int64) error {
 			add(field, "must be at most %d characters", maxLen)
 		}
 	}
-	text("customer_id", r.CustomerID, 64, true)
+	if d := order.CustomerIDProblem(r.CustomerID); d != "" {
+		add("customer_id", "%s", d)
+	}
 	switch a, err := mail.ParseAddress(r.Email); {
 	case r.Email == "":
 		add("email", "is required")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -41,17 +40,6 @@ func viewOfTradeAccount(a postgres.TradeAccount) tradeAccountView {
 	return tradeAccountView{CustomerID: a.CustomerID, Name: a.Name, CreatedAt: a.CreatedAt.UTC()}
 }
 
-// validTradeCustomer checks a customer id as POST /v1/orders does (1 to 64 characters).
-func validTradeCustomer(id string) []order.FieldError {
-	switch {
-	case strings.TrimSpace(id) == "":
-		return []order.FieldError{{Field: "customer_id", Detail: "is required"}}
-	case utf8.RuneCountInString(id) > 64:
-		return []order.FieldError{{Field: "customer_id", Detail: "must be at most 64 characters"}}
-	}
-	return nil
-}
-
 func tradeAccountProblem(err error) error {
 	if p, ok := invalidFields(err, "invalid-trade-account", "trade account"); ok {
 		return p
@@ -84,7 +72,10 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 			}
 		}
 		id := c.Param("customer_id")
-		problems := validTradeCustomer(id)
+		var problems []order.FieldError
+		if d := order.CustomerIDProblem(id); d != "" {
+			problems = append(problems, order.FieldError{Field: "customer_id", Detail: d})
+		}
 		if utf8.RuneCountInString(in.Name) > 200 {
 			problems = append(problems, order.FieldError{Field: "name", Detail: "must be at most 200 characters"})
 		}

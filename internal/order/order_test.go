@@ -3,6 +3,7 @@ package order
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +69,21 @@ func TestErrorsListEveryProblem(t *testing.T) {
 	iv := &InvalidError{Problems: []FieldError{{"email", "required"}, {"lines[0].quantity", "must be at least 1"}}}
 	if got, want := iv.Error(), "invalid order: email: required; lines[0].quantity: must be at least 1"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// A customer id is required, not blank, and at most MaxCustomerIDLen characters (not bytes).
+func TestCustomerIDProblem(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{
+		"c-1001":                "",
+		strings.Repeat("ü", 64): "",
+		"":                      "is required",
+		"   ":                   "is required",
+		strings.Repeat("c", 65): "must be at most 64 characters",
+	} {
+		if got := CustomerIDProblem(id); got != want {
+			t.Errorf("CustomerIDProblem(%q) = %q, want %q", id, got, want)
+		}
 	}
 }

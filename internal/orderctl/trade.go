@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orderpipe/orderpipe/internal/order"
 	"github.com/orderpipe/orderpipe/internal/postgres"
 )
 
@@ -17,9 +19,6 @@ type TradeAccountRow struct {
 	Name       string    `json:"name"`
 	CreatedAt  time.Time `json:"created_at"`
 }
-
-// maxCustomerID is the longest customer_id the api accepts on an order.
-const maxCustomerID = 64
 
 func (e *env) tradeAccountsCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -40,8 +39,8 @@ func (e *env) tradeAccountsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			if id == "" || len(id) > maxCustomerID {
-				return usageErr("CUSTOMER_ID: want 1 to %d characters, got %d", maxCustomerID, len(id))
+			if order.CustomerIDProblem(id) != "" {
+				return usageErr("CUSTOMER_ID: want 1 to %d characters, got %d", order.MaxCustomerIDLen, utf8.RuneCountInString(id))
 			}
 			if len(name) > 200 {
 				return usageErr("--name: want at most 200 characters, got %d", len(name))
