@@ -1,5 +1,6 @@
 # orderpipe: `make run` starts the whole pipeline locally, `make test` runs every test.
-# Needs Go, and Postgres and Redis on 127.0.0.1 (see README).
+# Needs Go, and Postgres and Redis on 127.0.0.1 (scripts/local-services starts them; make run
+# starts private ones itself when nothing answers; see README).
 
 GO        ?= go
 BIN       := bin

@@ -53,8 +53,8 @@ func pgCredential() (*syscall.Credential, int, int, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, uid, gid, nil
 }
 
-// initPostgres creates a private cluster in dir (trust auth, user postgres) and returns the
-// spec of its server on port. fsync stays on: the restart chaos step is a crash (immediate
+// initPostgres creates a private cluster in dir (trust auth, user postgres), or reuses the one
+// already there, and returns the spec of its server on port. fsync stays on: the restart chaos step is a crash (immediate
 // shutdown) and must recover like a real one.
 func initPostgres(ctx context.Context, dir string, port int) (Spec, error) {
 	cred, uid, gid, err := pgCredential()
@@ -68,11 +68,13 @@ func initPostgres(ctx context.Context, dir string, port int) (Spec, error) {
 	if err := os.Chown(dir, uid, gid); err != nil {
 		return Spec{}, fmt.Errorf("chown %s: %w", dir, err)
 	}
-	initdb := exec.CommandContext(ctx, filepath.Join(PostgresBinDir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	initdb.Dir = dir
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return Spec{}, fmt.Errorf("initdb %s: %w\n%s", data, err, out)
+	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); err != nil {
+		initdb := exec.CommandContext(ctx, filepath.Join(PostgresBinDir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		initdb.Dir = dir
+		if out, err := initdb.CombinedOutput(); err != nil {
+			return Spec{}, fmt.Errorf("initdb %s: %w\n%s", data, err, out)
+		}
 	}
 	url := postgresURL(port, "postgres")
 	return Spec{
@@ -101,6 +103,15 @@ func initPostgres(ctx context.Context, dir string, port int) (Spec, error) {
 func postgresURL(port int, db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, db)
 }
+
+// PrivatePostgres is initPostgres for other commands (orderctl dev): a private cluster in dir,
+// created once and reused by later starts.
+func PrivatePostgres(ctx context.Context, dir string, port int) (Spec, error) {
+	return initPostgres(ctx, dir, port)
+}
+
+// PrivateRedis is redisSpec for other commands (orderctl dev).
+func PrivateRedis(dir string, port int) Spec { return redisSpec(dir, port) }
 
 // redisSpec is a private redis-server on port that keeps nothing on disk, so a restart comes
 // back empty.

@@ -45,7 +45,9 @@ func (e *env) devCmd() *cobra.Command {
 			"topics, creates the database if missing and migrates it, loads the demo catalog and stock,\n" +
 			"prints demo API keys, and runs the api (and the other services as they become available)\n" +
 			"as child processes from the same bin/ directory. Ctrl-C stops everything gracefully.\n" +
-			"Needs only the machine's Postgres and Redis.",
+			"Uses the Postgres and Redis at DATABASE_URL and REDIS_ADDRS; when nothing answers on such a\n" +
+			"loopback address, starts a private instance from the installed binaries (Debian's postgresql\n" +
+			"and redis-server), with its data under --data-dir, and says so.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return e.dev(cmd.Context(), f) },
 	}
@@ -74,6 +76,19 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	if err := os.MkdirAll(f.dataDir, 0o755); err != nil {
 		return err
 	}
+
+	var children []*child
+	exited := make(chan error, 16)
+	defer func() {
+		for i := len(children) - 1; i >= 0; i-- {
+			children[i].stop()
+		}
+	}()
+	servers, err := e.privateServices(ctx, f.dataDir, exited)
+	children = append(children, servers...)
+	if err != nil {
+		return err
+	}
 	if err := createDatabase(ctx, e.cfg.DatabaseURL); err != nil {
 		return err
 	}
@@ -81,14 +96,6 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	brokerAddr := fmt.Sprintf("127.0.0.1:%d", f.brokerPort)
 	e.cfg.KafkaBrokers = []string{brokerAddr}
 	childEnv := append(os.Environ(), "KAFKA_BROKERS="+brokerAddr, "DATABASE_URL="+e.cfg.DatabaseURL)
-
-	var children []*child
-	exited := make(chan error, 8)
-	defer func() {
-		for i := len(children) - 1; i >= 0; i-- {
-			children[i].stop()
-		}
-	}()
 	broker := exec.Command(self, "broker", "--data-dir", filepath.Join(f.dataDir, "kafka"), "--port", fmt.Sprint(f.brokerPort))
 	broker.Env, broker.Stdout, broker.Stderr = childEnv, e.stdout, os.Stderr
 	c, err := startChild(broker, exited)
@@ -216,7 +223,7 @@ orderpipe is running
   stock    http://%[10]s   (inventory-sync: /readyz, /metrics; publish stock events to inventory.stock)
   e-mail   http://%[8]s   (every e-mail the notifier sent; .eml files in %[9]s)
 
-demo API keys (also in .data/demo-keys.json)
+demo API keys (also in %[11]s)
   checkout  %[3]s   scopes orders:write, orders:read
   ops       %[4]s   scopes catalog:write, inventory:write, reports:read, orders:read, accounts:write
 
@@ -229,7 +236,7 @@ try it
     -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
 
 Ctrl-C stops everything.
-`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr)
+`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr, filepath.Join(f.dataDir, "demo-keys.json"))
 }
 
 // demoKeys reuses the demo keys saved in path while they are still valid, and creates them
