@@ -83,14 +83,15 @@ func (e *env) lagCmd() *cobra.Command {
 			if watch < 0 {
 				return usageErr("--watch: want a positive duration, got %s", watch)
 			}
-			if len(groups) == 0 {
+			named := len(groups) > 0
+			if !named {
 				for _, g := range topology.Groups() {
 					groups = append(groups, g.Name)
 				}
 			}
 			slices.Sort(groups)
 			groups = slices.Compact(groups)
-			return e.runLag(cmd.Context(), groups, output, watch)
+			return e.runLag(cmd.Context(), groups, named, output, watch)
 		},
 	}
 	cmd.Flags().StringSliceVar(&groups, "group", nil, "consumer group to show (repeatable; default: every orderpipe group)")
@@ -99,13 +100,18 @@ func (e *env) lagCmd() *cobra.Command {
 	return cmd
 }
 
-func (e *env) runLag(ctx context.Context, groups []string, output string, watch time.Duration) error {
+func (e *env) runLag(ctx context.Context, groups []string, named bool, output string, watch time.Duration) error {
 	cl, err := kafka.NewClient(kafka.ClientConfig{Brokers: e.cfg.KafkaBrokers, ClientID: e.cfg.KafkaClientID + "-orderctl"})
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	if named {
+		if err := knownGroups(ctx, adm, groups); err != nil {
+			return err
+		}
+	}
 	for first := true; ; first = false {
 		rep, err := e.lagReport(ctx, adm, groups)
 		switch {
@@ -151,6 +157,28 @@ func (e *env) runLag(ctx context.Context, groups []string, output string, watch 
 			return nil
 		}
 	}
+}
+
+// knownGroups fails with a usage error naming every group in groups that is neither an orderpipe
+// group (which may not have joined yet) nor known to the broker (a replay or re-drive group, say):
+// a typo must not read as an idle group.
+func knownGroups(ctx context.Context, adm *kadm.Client, groups []string) error {
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("list consumer groups: %w", err)
+	}
+	var unknown []string
+	for _, g := range groups {
+		isOurs := slices.ContainsFunc(topology.Groups(), func(o topology.Group) bool { return o.Name == g })
+		if _, ok := listed[g]; !ok && !isOurs {
+			unknown = append(unknown, g)
+		}
+	}
+	if len(unknown) > 0 {
+		return usageErr("--group: unknown consumer group %s: not an orderpipe group, and the broker has no such group (%d groups listed)",
+			strings.Join(unknown, ", "), len(listed))
+	}
+	return nil
 }
 
 // sleepCtx waits d and reports whether ctx is still alive.

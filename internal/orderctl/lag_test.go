@@ -238,3 +238,35 @@ func TestLagBadUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestLagUnknownGroup: a --group that is neither an orderpipe group nor known to the broker is a
+// usage error naming it, not an idle "Dead" group with exit 0; a group the broker knows (here one
+// that committed offsets) and an orderpipe group that never joined are shown.
+func TestLagUnknownGroup(t *testing.T) {
+	t.Parallel()
+	run, addrs := lagFixture(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var offs kadm.Offsets
+	offs.AddOffset(event.TopicOrdersPlaced, 0, 1, -1)
+	if err := kadm.NewClient(cl).CommitAllOffsets(t.Context(), "orderpipe-replay-test", offs); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+
+	var out bytes.Buffer
+	if code := run(t.Context(), &out, "lag", "--group", "nosuch"); code != orderctl.ExitUsage {
+		t.Fatalf("lag --group nosuch: exit %d, want %d (usage)\n%s", code, orderctl.ExitUsage, out.String())
+	}
+	for _, args := range [][]string{
+		{"lag", "--group", "orderpipe-replay-test"},
+		{"lag", "--group", "notifier"}, // an orderpipe group that never joined this broker
+	} {
+		out.Reset()
+		if code := run(t.Context(), &out, args...); code != 0 {
+			t.Fatalf("%v: exit %d, want 0\n%s", args, code, out.String())
+		}
+	}
+}
