@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"reflect"
 	"strings"
 	"text/tabwriter"
@@ -24,11 +25,13 @@ type Validator interface {
 	Validate() error
 }
 
-// Setting describes one environment variable of a settings struct.
+// Setting describes one environment variable of a settings struct. Secret settings (tagged
+// `secret:"true"`) are never printed with their value.
 type Setting struct {
 	Name    string
 	Default string
 	Help    string
+	Secret  bool
 }
 
 // Load fills cfg (a pointer to a struct) from getenv. Unset variables take their defaults. It
@@ -74,6 +77,48 @@ func Usage(w io.Writer, program, summary string, cfg any) error {
 func Settings(cfg any) ([]Setting, error) {
 	s, _, err := describe(cfg)
 	return s, err
+}
+
+// Effective is a setting with the value in force for a given environment.
+type Effective struct {
+	Setting
+	Value  string // masked: a secret shows as "********", a URL's password as "xxxxx"
+	Source string // "env" or "default"
+}
+
+// EffectiveSettings lists the settings of cfg with the values getenv gives them (their defaults
+// where unset), masked for printing.
+func EffectiveSettings(cfg any, getenv func(string) string) ([]Effective, error) {
+	settings, _, err := describe(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Effective, 0, len(settings))
+	for _, s := range settings {
+		e := Effective{Setting: s, Value: s.Default, Source: "default"}
+		if v := getenv(s.Name); v != "" {
+			e.Value, e.Source = v, "env"
+		}
+		e.Value = Mask(s, e.Value)
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Mask hides a secret setting's value and the password in a URL-valued one.
+func Mask(s Setting, value string) string {
+	if value == "" {
+		return value
+	}
+	if s.Secret {
+		return "********"
+	}
+	if u, err := url.Parse(value); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return value
 }
 
 // Errorf builds a validation error that names the variable.
@@ -127,7 +172,7 @@ func describe(cfg any) ([]Setting, map[string]string, error) {
 			if name == "" {
 				continue
 			}
-			settings = append(settings, Setting{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help")})
+			settings = append(settings, Setting{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Secret: f.Tag.Get("secret") == "true"})
 			fields[f.Name] = name
 		}
 	}

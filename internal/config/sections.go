@@ -29,7 +29,7 @@ func (p *Postgres) Validate() error {
 // addresses mean Redis Cluster.
 type Redis struct {
 	RedisAddrs     []string      `env:"REDIS_ADDRS" envDefault:"127.0.0.1:6379" envSeparator:"," help:"Redis address, or comma-separated Redis Cluster seed addresses"`
-	RedisPassword  string        `env:"REDIS_PASSWORD" help:"Redis password (AUTH); empty for none"`
+	RedisPassword  string        `env:"REDIS_PASSWORD" secret:"true" help:"Redis password (AUTH); empty for none"`
 	RedisDB        int           `env:"REDIS_DB" envDefault:"0" help:"Redis database number (single node only)"`
 	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"op:" help:"prefix of every key orderpipe writes; must not contain braces"`
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout for Redis commands"`

@@ -121,7 +121,7 @@ type SMTP struct {
 	SMTPPort     int           `env:"SMTP_PORT" envDefault:"2525" help:"SMTP port (587 for submission with STARTTLS; 2525 is orderctl mailsink's default)"`
 	SMTPTLS      string        `env:"SMTP_TLS" envDefault:"opportunistic" help:"STARTTLS: required (refuse to send without it), opportunistic (use it when offered) or off"`
 	SMTPUsername string        `env:"SMTP_USERNAME" help:"AUTH PLAIN user; empty sends without authentication"`
-	SMTPPassword string        `env:"SMTP_PASSWORD" help:"AUTH PLAIN password"`
+	SMTPPassword string        `env:"SMTP_PASSWORD" secret:"true" help:"AUTH PLAIN password"`
 	SMTPTimeout  time.Duration `env:"SMTP_TIMEOUT" envDefault:"20s" help:"longest time one e-mail may take: connect, TLS, authentication and the transaction"`
 	SMTPHelo     string        `env:"SMTP_HELO_NAME" envDefault:"localhost" help:"name the notifier gives in EHLO"`
 	SMTPCAFile   string        `env:"SMTP_TLS_CA_FILE" help:"PEM file of extra CA certificates to trust for STARTTLS (an internal relay); empty uses the system roots"`

@@ -150,18 +150,6 @@ func isUsage(err error) bool {
 	return false
 }
 
-func (e *env) envCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "env",
-		Short: "List every environment variable orderctl and the services read, with defaults",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var c Config
-			return config.Usage(e.stdout, "orderctl", "the orderpipe ops CLI", &c)
-		},
-	}
-}
-
 // checkOutput accepts the value of an --output flag: table or json.
 func checkOutput(output string) error {
 	if output != "table" && output != "json" {
