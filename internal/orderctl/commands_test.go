@@ -178,7 +178,7 @@ func TestBadUsageEverywhere(t *testing.T) {
 		{[]string{"nosuch"}, `unknown command "nosuch"`},
 		{[]string{"lag", "--output", "yaml"}, "--output: want table or json"},
 		{[]string{"replay", "--group", "order-worker"}, "want exactly one target"},
-		{[]string{"replay", "--group", "order-worker", "--to-time", "yesterday"}, "--to-time: want an RFC 3339 time"},
+		{[]string{"replay", "--group", "order-worker", "--to-time", "yesterday"}, "--to-time: want RFC 3339"},
 		{[]string{"replay", "--to-start"}, "--group is required"},
 		{[]string{"replay", "--group", "someone-else", "--to-start"}, "is not an orderpipe group"},
 		{[]string{"replay", "--group", "order-worker", "--to-offset", "0:5"}, "name the topic"},

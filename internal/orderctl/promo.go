@@ -68,20 +68,16 @@ func (f *promoFlags) location() (*time.Location, error) {
 	return loc, nil
 }
 
-// parseInstant reads RFC 3339 (with its own offset) or a local date-time in loc.
+// parseInstant reads RFC 3339 (with its own offset) or a local date-time in loc (UTC when nil).
 func parseInstant(flag, s string, loc *time.Location) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
 	if loc == nil {
 		loc = time.UTC
 	}
-	for _, layout := range []string{"2006-01-02 15:04:05.000", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04:05", "2006-01-02T15:04"} {
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t.UTC(), nil
-		}
+	t, err := parseWhen(s, loc)
+	if err != nil {
+		return time.Time{}, usageErr("--%s %q: want RFC 3339 (2026-12-01T08:00:00+01:00) or \"2026-12-01 08:00\" (read in --tz)", flag, s)
 	}
-	return time.Time{}, usageErr("--%s %q: want RFC 3339 (2026-12-01T08:00:00+01:00) or \"2026-12-01 08:00\" (read in --tz)", flag, s)
+	return t, nil
 }
 
 // apply sets the flags given on the command line on p.

@@ -133,10 +133,13 @@ func (e *env) replayCmd() *cobra.Command {
 	fs.StringVar(&a.group, "group", "", "consumer group whose offsets move (required)")
 	fs.StringSliceVar(&a.topics, "topic", nil, "topic to move (repeatable; default: the group's source topics)")
 	fs.Int32SliceVar(&a.partitions, "partition", nil, "partition to move (repeatable; default: every partition)")
-	fs.StringVar(&a.toTime, "to-time", "", "move to the first record at or after this RFC 3339 time")
-	fs.DurationVar(&a.ago, "ago", 0, "move to the first record at or after this long before now (e.g. 40m)")
+	fs.StringVar(&a.toTime, "to-time", "", "move to the first record at or after this time: RFC 3339, a local date-time (2026-12-07T10:30:00.000) or epoch ms")
+	fs.StringVar(&a.toTime, "to-datetime", "", "the same as --to-time (kafka-consumer-groups' name)")
+	fs.Var(agoValue{&a.ago}, "ago", "move to the first record at or after this long before now (40m, 2d, PT5M)")
+	fs.Var(agoValue{&a.ago}, "by-duration", "the same as --ago (kafka-consumer-groups' name)")
 	fs.StringSliceVar(&a.toOffset, "to-offset", nil, "move a partition to an offset: PARTITION:OFFSET or TOPIC:PARTITION:OFFSET (repeatable)")
 	fs.BoolVar(&a.toStart, "to-start", false, "move to the log start (re-process everything retained)")
+	fs.BoolVar(&a.toStart, "to-earliest", false, "the same as --to-start (kafka-consumer-groups' name)")
 	fs.BoolVar(&a.execute, "execute", false, "commit the new offsets (default: dry run, nothing changes)")
 	fs.DurationVar(&a.wait, "wait", 0, "wait up to this long for the group to have no active members (0: refuse at once)")
 	fs.StringVar(&a.output, "output", "table", "table or json")
@@ -163,7 +166,7 @@ func (a *replayArgs) validate(now time.Time) (replayTarget, error) {
 		}
 	}
 	if n != 1 {
-		return t, usageErr("want exactly one target: --to-time, --ago, --to-offset or --to-start (got %d)", n)
+		return t, usageErr("want exactly one target: --to-time (--to-datetime), --ago (--by-duration), --to-offset or --to-start (--to-earliest) (got %d)", n)
 	}
 	if len(a.topics) == 0 {
 		a.topics = sourceTopics(a.group)
@@ -180,9 +183,9 @@ func (a *replayArgs) validate(now time.Time) (replayTarget, error) {
 	}
 	switch {
 	case a.toTime != "":
-		at, err := time.Parse(time.RFC3339Nano, a.toTime)
+		at, err := parseWhen(a.toTime, nil)
 		if err != nil {
-			return t, usageErr("--to-time: want an RFC 3339 time like 2026-11-26T21:00:00Z, got %q", a.toTime)
+			return t, usageErr("--to-time: %v", err)
 		}
 		t.at = at
 	case a.ago < 0:

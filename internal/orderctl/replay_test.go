@@ -139,6 +139,22 @@ func TestReplayDryRun(t *testing.T) {
 		{"to-start", []string{"--to-start"}, "orders.placed/0 5->0 re 5 skip 0\n" +
 			"orders.placed/1 3->0 re 3 skip 0\n" +
 			"orders.placed/2 0->0 re 0 skip 0\n", 8},
+		// kafka-consumer-groups' spellings and forms: ISO 8601 durations, local date-times, epoch ms.
+		{"by-duration ISO 8601", []string{"--by-duration", "PT8M30S"}, "orders.placed/0 5->2 re 3 skip 0\n" +
+			"orders.placed/1 3->3 re 0 skip 0\n" +
+			"orders.placed/2 0->0 re 0 skip 0\n", 3},
+		{"to-datetime local", []string{"--to-datetime", f.base.Add(90 * time.Second).Local().Format("2006-01-02T15:04:05.000")}, "orders.placed/0 5->2 re 3 skip 0\n" +
+			"orders.placed/1 3->3 re 0 skip 0\n" +
+			"orders.placed/2 0->0 re 0 skip 0\n", 3},
+		{"to-time epoch ms", []string{"--to-time", strconv.FormatInt(f.base.Add(90*time.Second).UnixMilli(), 10)}, "orders.placed/0 5->2 re 3 skip 0\n" +
+			"orders.placed/1 3->3 re 0 skip 0\n" +
+			"orders.placed/2 0->0 re 0 skip 0\n", 3},
+		{"ago in days", []string{"--ago", "1d"}, "orders.placed/0 5->0 re 5 skip 0\n" +
+			"orders.placed/1 3->0 re 3 skip 0\n" +
+			"orders.placed/2 0->0 re 0 skip 0\n", 8},
+		{"to-earliest", []string{"--to-earliest"}, "orders.placed/0 5->0 re 5 skip 0\n" +
+			"orders.placed/1 3->0 re 3 skip 0\n" +
+			"orders.placed/2 0->0 re 0 skip 0\n", 8},
 	} {
 		rep := f.replayJSON(t, tc.args...)
 		if got, want := moves(rep), tc.want+untouched; got != want {

@@ -136,9 +136,9 @@ func (e *env) replayRangeCmd() *cobra.Command {
 	fs.StringVar(&a.group, "group", "", "live consumer group whose records to re-process: order-worker, inventory-sync, notifier or reports (required)")
 	fs.StringSliceVar(&a.topics, "topic", nil, "source topic to re-process (repeatable; default: the group's source topics)")
 	fs.Int32SliceVar(&a.partitions, "partition", nil, "partition to re-process (repeatable; default: every partition)")
-	fs.StringVar(&a.from, "from", "", "start of the range: records written at or after this RFC 3339 time")
-	fs.DurationVar(&a.since, "since", 0, "start of the range as a duration before now (e.g. 40m)")
-	fs.StringVar(&a.until, "until", "", "end of the range: records written before this RFC 3339 time (default: everything written when the command starts)")
+	fs.StringVar(&a.from, "from", "", "start of the range: records written at or after this time (RFC 3339, a local date-time or epoch ms)")
+	fs.Var(agoValue{&a.since}, "since", "start of the range as a duration before now (40m, 2d, PT5M)")
+	fs.StringVar(&a.until, "until", "", "end of the range: records written before this time (RFC 3339, a local date-time or epoch ms; default: everything written when the command starts)")
 	fs.BoolVar(&a.execute, "execute", false, "re-process the range through a replay group (default: dry run, nothing changes)")
 	fs.BoolVar(&a.keepGroup, "keep-group", false, "keep the replay group's committed offsets afterwards (default: delete them)")
 	fs.StringVar(&a.output, "output", "table", "table or json")
@@ -161,22 +161,22 @@ func (a *rangeArgs) validate(now time.Time) error {
 	case a.from != "" && a.since != 0:
 		return usageErr("--from and --since exclude each other: give one start of the range")
 	case a.from == "" && a.since == 0:
-		return usageErr("a start of the range is required: --from RFC3339 or --since DURATION")
+		return usageErr("a start of the range is required: --from TIME or --since DURATION")
 	case a.since < 0:
 		return usageErr("--since: want a positive duration, got %s", a.since)
 	case a.since > 0:
 		a.fromT = now.Add(-a.since)
 	default:
-		t, err := time.Parse(time.RFC3339Nano, a.from)
+		t, err := parseWhen(a.from, nil)
 		if err != nil {
-			return usageErr("--from: want an RFC 3339 time like 2026-11-26T21:00:00Z, got %q", a.from)
+			return usageErr("--from: %v", err)
 		}
 		a.fromT = t
 	}
 	if a.until != "" {
-		t, err := time.Parse(time.RFC3339Nano, a.until)
+		t, err := parseWhen(a.until, nil)
 		if err != nil {
-			return usageErr("--until: want an RFC 3339 time like 2026-11-26T21:40:00Z, got %q", a.until)
+			return usageErr("--until: %v", err)
 		}
 		if !t.After(a.fromT) {
 			return usageErr("--until %s is not after the start of the range %s", t.UTC().Format(time.RFC3339Nano), a.fromT.UTC().Format(time.RFC3339Nano))
