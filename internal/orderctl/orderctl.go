@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -89,18 +90,31 @@ type env struct {
 // Run runs orderctl with args (without the program name).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	e := &env{getenv: getenv, stdout: stdout}
+	var timeout time.Duration
+	timed, cancelTimeout := context.Context(nil), context.CancelFunc(func() {})
+	defer func() { cancelTimeout() }()
 	root := &cobra.Command{
 		Use:           "orderctl",
 		Short:         "Operate orderpipe: keys, migrations, topics, demo data and the local pipeline",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout < 0 {
+				return usageErr("--timeout: want a positive duration, got %s", timeout)
+			}
+			if timeout > 0 {
+				ctx, cancel := context.WithTimeoutCause(cmd.Context(), timeout, errTimeout)
+				timed, cancelTimeout = ctx, cancel
+				cmd.SetContext(ctx)
+			}
 			if err := config.Load(&e.cfg, getenv); err != nil {
 				return fmt.Errorf("configuration: %w", err)
 			}
 			return nil
 		},
 	}
+	root.PersistentFlags().DurationVar(&timeout, "timeout", 0,
+		"give up on the whole command after this long (e.g. 30s for a broker that accepts connections and never answers; 0: no limit)")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stdout)
@@ -128,11 +142,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.promoCmd(),
 	)
 	err := root.ExecuteContext(ctx)
+	if err != nil && timed != nil && errors.Is(context.Cause(timed), errTimeout) {
+		err = fmt.Errorf("gave up after --timeout %s: %w", timeout, err)
+	}
 	if err != nil && !isExit(err) && isUsage(err) {
 		return usageErr("%v", err)
 	}
 	return err
 }
+
+// errTimeout is the cause of a command's context ending at --timeout.
+var errTimeout = errors.New("--timeout reached")
 
 func isExit(err error) bool {
 	var ee *exitError
