@@ -90,7 +90,16 @@ func (e *env) reconcileCmd() *cobra.Command {
 func (e *env) printReconcile(res reconcile.Result, repair bool) error {
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	table := func(title string, r reconcile.Report) {
-		fmt.Fprintf(tw, "%s: %d SKUs compared, %d differ (|drift| %d, %d missing)\n", title, r.SKUs, len(r.Off), r.AbsDrift, r.Missing)
+		// Drift is counted over the SKUs Redis has counters for; a missing SKU has no drift but
+		// its free units go unoffered, and the table shows it that way too.
+		var unoffered int64
+		for _, s := range r.Off {
+			if s.Missing {
+				unoffered -= s.Drift
+			}
+		}
+		fmt.Fprintf(tw, "%s: %d SKUs compared, %d differ: %d with counters off by |drift| %d, %d missing in redis (%d free units not offered)\n",
+			title, r.SKUs, len(r.Off), len(r.Off)-r.Missing, r.AbsDrift, r.Missing, unoffered)
 		if len(r.Off) == 0 {
 			return
 		}
@@ -108,7 +117,7 @@ func (e *env) printReconcile(res reconcile.Result, repair bool) error {
 				state = "under-promised"
 			}
 			if s.Missing {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t%d\t%d\t%s\n", s.SKU, s.OnHand, s.Allocated, s.HeldLive, s.Drift, state)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t%d\t-\t%s (%d free)\n", s.SKU, s.OnHand, s.Allocated, s.HeldLive, state, -s.Drift)
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%+d\t%s\n", s.SKU, s.OnHand, s.Allocated, s.ATP, s.Held, s.HeldLive, s.Drift, state)
