@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,8 @@ type Setting struct {
 	Secret  bool
 }
 
-// Load fills cfg (a pointer to a struct) from getenv. Unset variables take their defaults. It
+// Load fills cfg (a pointer to a struct) from getenv. A setting may instead be given in a file
+// named by NAME_FILE (see FileSuffix). Unset variables take their defaults. It
 // then calls Validate on every embedded section that implements Validator. Every
 // problem is reported with the variable's name.
 func Load(cfg any, getenv func(string) string) error {
@@ -43,10 +45,19 @@ func Load(cfg any, getenv func(string) string) error {
 		return err
 	}
 	environ := make(map[string]string, len(settings))
+	var problems []string
 	for _, s := range settings {
-		if v := getenv(s.Name); v != "" {
+		v, _, err := lookup(s.Name, getenv)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if v != "" {
 			environ[s.Name] = v
 		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
 	}
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ}); err != nil {
 		return nameVariables(err, fields, environ)
@@ -60,7 +71,7 @@ func Usage(w io.Writer, program, summary string, cfg any) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s: %s\n\nEvery setting is an environment variable:\n\n", program, summary)
+	fmt.Fprintf(w, "%s: %s\n\nEvery setting is an environment variable (or NAME_FILE, naming a file that holds it):\n\n", program, summary)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
 	for _, s := range settings {
@@ -79,11 +90,39 @@ func Settings(cfg any) ([]Setting, error) {
 	return s, err
 }
 
+// FileSuffix names the variable that gives a setting's value in a file instead, the Docker and
+// Kubernetes secrets convention: REDIS_PASSWORD_FILE=/run/secrets/redis holds REDIS_PASSWORD.
+const FileSuffix = "_FILE"
+
+// lookup returns the value of the setting name: from the variable itself, or read from the file
+// that name+FileSuffix names (one trailing newline dropped), with where it came from ("env",
+// "file", or "" when unset). Both set is an error, so a stale value never wins silently.
+func lookup(name string, getenv func(string) string) (value, source string, err error) {
+	v, path := getenv(name), getenv(name+FileSuffix)
+	switch {
+	case v != "" && path != "":
+		return "", "", fmt.Errorf("%s and %s%s are both set: give one", name, name, FileSuffix)
+	case path != "":
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", "", fmt.Errorf("%s%s: %w", name, FileSuffix, err)
+		}
+		v = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return "", "", fmt.Errorf("%s%s: %s is empty", name, FileSuffix, path)
+		}
+		return v, "file", nil
+	case v != "":
+		return v, "env", nil
+	}
+	return "", "", nil
+}
+
 // Effective is a setting with the value in force for a given environment.
 type Effective struct {
 	Setting
 	Value  string // masked: a secret shows as "********", a URL's password as "xxxxx"
-	Source string // "env" or "default"
+	Source string // "env", "file" (from NAME_FILE) or "default"
 }
 
 // EffectiveSettings lists the settings of cfg with the values getenv gives them (their defaults
@@ -96,8 +135,12 @@ func EffectiveSettings(cfg any, getenv func(string) string) ([]Effective, error)
 	out := make([]Effective, 0, len(settings))
 	for _, s := range settings {
 		e := Effective{Setting: s, Value: s.Default, Source: "default"}
-		if v := getenv(s.Name); v != "" {
-			e.Value, e.Source = v, "env"
+		v, source, err := lookup(s.Name, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			e.Value, e.Source = v, source
 		}
 		e.Value = Mask(s, e.Value)
 		out = append(out, e)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,5 +99,54 @@ func TestNamedSections(t *testing.T) {
 	env["T_PORT"] = "99999"
 	if err := Load(&c, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "T_PORT") {
 		t.Fatalf("named section not validated: %v", err)
+	}
+}
+
+// TestSettingFromFile: NAME_FILE gives a setting's value from a file (the Docker and Kubernetes
+// secrets convention), one trailing newline dropped; both set, a missing file or an empty file
+// is an error naming the variable.
+func TestSettingFromFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := write("token", "s3cret-token\n")
+	port := write("port", "9090")
+	var c appConfig
+	env := map[string]string{"T_TOKEN_FILE": secret, "T_PORT_FILE": port}
+	if err := Load(&c, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Token != "s3cret-token" || c.Port != 9090 {
+		t.Fatalf("got token %q port %d, want the files' s3cret-token and 9090", c.Token, c.Port)
+	}
+	eff, err := EffectiveSettings(&appConfig{}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range eff {
+		if e.Name == "T_PORT" && (e.Value != "9090" || e.Source != "file") {
+			t.Errorf("effective T_PORT = %q from %q, want 9090 from file", e.Value, e.Source)
+		}
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"T_TOKEN": "x", "T_TOKEN_FILE": secret}, "T_TOKEN and T_TOKEN_FILE are both set"},
+		{map[string]string{"T_TOKEN_FILE": filepath.Join(dir, "nosuch")}, "T_TOKEN_FILE: open"},
+		{map[string]string{"T_TOKEN_FILE": write("empty", "\n")}, "T_TOKEN_FILE: " + filepath.Join(dir, "empty") + " is empty"},
+		{map[string]string{"T_PORT_FILE": write("bad", "eighty\n")}, `T_PORT: invalid value "eighty"`},
+	} {
+		var c appConfig
+		err := Load(&c, func(k string) string { return tt.env[k] })
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("env %v: err = %v, want it to contain %q", tt.env, err, tt.want)
+		}
 	}
 }

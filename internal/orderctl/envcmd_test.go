@@ -55,6 +55,14 @@ func TestEnvListsEveryServicesVariables(t *testing.T) {
 			}
 		}
 	}
+	// Every setting may come from NAME_FILE: no setting may be named like another's file variable.
+	for service, vars := range got {
+		for v := range vars {
+			if _, clash := vars[v+"_FILE"]; clash {
+				t.Errorf("%s reads both %s and %s_FILE: the file convention would be ambiguous", service, v, v)
+			}
+		}
+	}
 	if v, s := got["api"]["API_ADDR"], source["api API_ADDR"]; v != "127.0.0.1:9999" || s != "env" {
 		t.Errorf("api API_ADDR = %q from %q, want 127.0.0.1:9999 from env", v, s)
 	}
