@@ -196,36 +196,37 @@ func WantsHelp(args []string) bool {
 	return false
 }
 
-func describe(cfg any) ([]Setting, map[string]string, error) {
+func describe(cfg any) ([]Setting, map[string][]string, error) {
 	v := reflect.ValueOf(cfg)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return nil, nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
 	}
 	var settings []Setting
-	fields := map[string]string{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
+	fields := map[string][]string{} // Go field name -> variables (TLS sections repeat field names)
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
 			if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" && f.Type.String() != "time.Time" {
-				walk(f.Type)
+				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
 				continue
 			}
 			name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
 			if name == "" {
 				continue
 			}
+			name = prefix + name
 			settings = append(settings, Setting{Name: name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Secret: f.Tag.Get("secret") == "true"})
-			fields[f.Name] = name
+			fields[f.Name] = append(fields[f.Name], name)
 		}
 	}
-	walk(v.Elem().Type())
+	walk(v.Elem().Type(), "")
 	return settings, fields, nil
 }
 
 // nameVariables rewrites the env library's errors, which name Go fields, into messages that
 // name the environment variable and the value given.
-func nameVariables(err error, fields, environ map[string]string) error {
+func nameVariables(err error, fields map[string][]string, environ map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -234,7 +235,14 @@ func nameVariables(err error, fields, environ map[string]string) error {
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			name := fields[pe.Name]
+			names := fields[pe.Name]
+			name := strings.Join(names, " or ")
+			for _, n := range names { // of fields sharing a Go name, the one set is at fault
+				if _, ok := environ[n]; ok {
+					name = n
+					break
+				}
+			}
 			msgs = append(msgs, fmt.Sprintf("%s: invalid value %q: %v", name, environ[name], pe.Err))
 			continue
 		}

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -34,6 +37,66 @@ type Redis struct {
 	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"op:" help:"prefix of every key orderpipe writes; must not contain braces"`
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"500ms" help:"dial, read and write timeout for Redis commands"`
 	RedisPoolSize  int           `env:"REDIS_POOL_SIZE" envDefault:"64" help:"Redis connections per node in this process"`
+	RedisUsername  string        `env:"REDIS_USERNAME" help:"Redis ACL user (AUTH username password); empty: the default user"`
+	RedisTLS       TLS           `envPrefix:"REDIS_"`
+
+	tls *tls.Config // built by Validate from RedisTLS
+}
+
+// TLS is the TLS section of a connection: every field's variable carries the connection's
+// prefix (REDIS_TLS, REDIS_TLS_CA_FILE, ...). Server certificates are verified unless
+// TLS_INSECURE_SKIP_VERIFY says otherwise (never in production).
+type TLS struct {
+	Enabled            bool   `env:"TLS" envDefault:"false" help:"connect over TLS"`
+	CAFile             string `env:"TLS_CA_FILE" help:"PEM file of the CAs that sign the server's certificate (empty: the system's)"`
+	CertFile           string `env:"TLS_CERT_FILE" help:"PEM client certificate, for servers that require one (with TLS_KEY_FILE)"`
+	KeyFile            string `env:"TLS_KEY_FILE" help:"PEM private key of the client certificate"`
+	ServerName         string `env:"TLS_SERVER_NAME" help:"name the server's certificate must carry (empty: the host dialled)"`
+	InsecureSkipVerify bool   `env:"TLS_INSECURE_SKIP_VERIFY" envDefault:"false" help:"do not verify the server's certificate (tests only; never in production)"`
+}
+
+// Config builds the tls.Config, or nil when TLS is off; prefix names the variables in errors.
+func (t TLS) Config(prefix string) (*tls.Config, error) {
+	if !t.Enabled {
+		for name, v := range map[string]string{"TLS_CA_FILE": t.CAFile, "TLS_CERT_FILE": t.CertFile, "TLS_KEY_FILE": t.KeyFile} {
+			if v != "" {
+				return nil, Errorf(prefix+name, "is set but %sTLS is off: set %sTLS=true to use it", prefix, prefix)
+			}
+		}
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, Errorf(prefix+"TLS_CA_FILE", "%v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, Errorf(prefix+"TLS_CA_FILE", "%s holds no PEM certificate", t.CAFile)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, Errorf(prefix+"TLS_CERT_FILE", "with %sTLS_KEY_FILE: %v", prefix, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	case t.CertFile != "":
+		return nil, Errorf(prefix+"TLS_KEY_FILE", "is required with %sTLS_CERT_FILE", prefix)
+	case t.KeyFile != "":
+		return nil, Errorf(prefix+"TLS_CERT_FILE", "is required with %sTLS_KEY_FILE", prefix)
+	}
+	return c, nil
+}
+
+// TLSConfig is the Redis connections' TLS configuration (nil: plaintext), as Validate built it.
+func (r *Redis) TLSConfig() (*tls.Config, error) {
+	if r.tls != nil || !r.RedisTLS.Enabled {
+		return r.tls, nil
+	}
+	return r.RedisTLS.Config("REDIS_")
 }
 
 // Validate checks the Redis section.
@@ -50,6 +113,14 @@ func (r *Redis) Validate() error {
 	if r.RedisPoolSize < 1 {
 		return Errorf("REDIS_POOL_SIZE", "want at least 1, got %d", r.RedisPoolSize)
 	}
+	if r.RedisUsername != "" && r.RedisPassword == "" {
+		return Errorf("REDIS_PASSWORD", "is required with REDIS_USERNAME %q (ACL users authenticate with a password)", r.RedisUsername)
+	}
+	c, err := r.RedisTLS.Config("REDIS_")
+	if err != nil {
+		return err
+	}
+	r.tls = c
 	return nil
 }
 

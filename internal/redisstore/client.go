@@ -1,18 +1,24 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
+	"net"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orderpipe/orderpipe/internal/config"
 )
 
-// NewClient builds the Redis client: a single node for one address, Redis Cluster for several.
+// NewClient builds the Redis client: a single node for one address, Redis Cluster for several;
+// over TLS and as an ACL user when the settings say so.
 func NewClient(c config.Redis) redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{
+	tlsConfig, err := c.TLSConfig()
+	opts := &redis.UniversalOptions{
 		Addrs:        c.RedisAddrs,
+		Username:     c.RedisUsername,
 		Password:     c.RedisPassword,
+		TLSConfig:    tlsConfig,
 		DB:           c.RedisDB,
 		DialTimeout:  c.RedisTimeout,
 		ReadTimeout:  c.RedisTimeout,
@@ -20,7 +26,13 @@ func NewClient(c config.Redis) redis.UniversalClient {
 		PoolSize:     c.RedisPoolSize,
 		PoolTimeout:  c.RedisTimeout * 2,
 		MaxRetries:   1,
-	})
+	}
+	if err != nil {
+		// config.Load's validation reports this at start; settings built without it fail every
+		// command with the reason instead of silently connecting in plaintext.
+		opts.Dialer = func(context.Context, string, string) (net.Conn, error) { return nil, err }
+	}
+	return redis.NewUniversalClient(opts)
 }
 
 // AutoPipeline returns client's auto-pipeliner (go-redis, full duplex): concurrent callers'
