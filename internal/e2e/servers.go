@@ -56,7 +56,7 @@ func pgCredential() (*syscall.Credential, int, int, error) {
 // initPostgres creates a private cluster in dir (trust auth, user postgres), or reuses the one
 // already there, and returns the spec of its server on port. fsync stays on: the restart chaos step is a crash (immediate
 // shutdown) and must recover like a real one.
-func initPostgres(ctx context.Context, dir string, port int) (Spec, error) {
+func initPostgres(ctx context.Context, dir string, port int, extra ...string) (Spec, error) {
 	cred, uid, gid, err := pgCredential()
 	if err != nil {
 		return Spec{}, err
@@ -84,6 +84,7 @@ func initPostgres(ctx context.Context, dir string, port int) (Spec, error) {
 			c := exec.Command(filepath.Join(PostgresBinDir, "postgres"), "-D", data, "-p", strconv.Itoa(port),
 				"-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
 				"-c", "shared_buffers=64MB", "-c", "synchronous_commit=on")
+			c.Args = append(c.Args, extra...)
 			c.Dir = dir
 			c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 			return c
@@ -104,10 +105,18 @@ func postgresURL(port int, db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, db)
 }
 
-// PrivatePostgres is initPostgres for other commands (orderctl dev): a private cluster in dir,
-// created once and reused by later starts.
-func PrivatePostgres(ctx context.Context, dir string, port int) (Spec, error) {
-	return initPostgres(ctx, dir, port)
+// PrivatePostgres is initPostgres for other commands (orderctl dev) and tests: a private cluster
+// in dir, created once and reused by later starts; extra are more server arguments ("-c",
+// "ssl=on", ...). Its Ready connects without TLS: a server that requires TLS needs its own check.
+func PrivatePostgres(ctx context.Context, dir string, port int, extra ...string) (Spec, error) {
+	return initPostgres(ctx, dir, port, extra...)
+}
+
+// PostgresOwner is the user and group a private Postgres runs as (the user postgres when this
+// process is root), who must own its key files.
+func PostgresOwner() (uid, gid int, err error) {
+	_, uid, gid, err = pgCredential()
+	return uid, gid, err
 }
 
 // PrivateRedis is redisSpec for other commands (orderctl dev).
