@@ -147,6 +147,16 @@ func (w *world) refused(sku string, qty int) {
 		Reason: "out-of-stock", Short: []string{sku}, Start: time.Now(), Latency: time.Millisecond, Attempts: 1})
 }
 
+// refusedWith plants a buyer whose only answer was status with the problem type reason.
+func (w *world) refusedWith(sku string, status int, reason string) {
+	n := w.buyer
+	w.buyer++
+	cid := fmt.Sprintf("lg-%s-%d", w.res.RunID, n)
+	w.res.Outcomes = append(w.res.Outcomes, loadgen.Outcome{Buyer: n, IdempotencyKey: cid, CustomerID: cid,
+		Lines: []loadgen.Line{{SKU: sku, Qty: 1}}, Token: "tok_visa_" + cid, Class: loadgen.ClassRefused, Status: status,
+		Reason: reason, Start: time.Now(), Latency: time.Millisecond, Attempts: 1})
+}
+
 func (w *world) exec(sql string, args ...any) {
 	w.t.Helper()
 	if _, err := w.pool.Exec(w.t.Context(), sql, args...); err != nil {
@@ -251,8 +261,8 @@ func invariant(t *testing.T, r *checker.Report, id string) checker.InvariantResu
 // onlyBroken asserts that exactly the invariants ids are broken.
 func onlyBroken(t *testing.T, r *checker.Report, ids ...string) {
 	t.Helper()
-	if len(r.Invariants) != 8 {
-		t.Fatalf("%d invariants reported, want I1-I7 and P1", len(r.Invariants))
+	if len(r.Invariants) != 9 {
+		t.Fatalf("%d invariants reported, want I1-I7, P1 and R0", len(r.Invariants))
 	}
 	for _, i := range r.Invariants {
 		want := !strings.Contains(" "+strings.Join(ids, " ")+" ", " "+i.ID+" ")
@@ -498,4 +508,64 @@ func TestPlantedPromotionViolationsAreReported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A run that did not exercise the pipeline fails R0 although every invariant holds over its
+// zero orders: the verdict cannot pass by accident.
+func TestRunThatDidNotExerciseThePipelineIsBroken(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		plant func(w *world)
+		want  string
+	}{
+		{"no submissions", func(w *world) { w.product("HOT-1", 3) }, "the run has no submissions"},
+		{"everybody refused", func(w *world) {
+			w.product("HOT-1", 3)
+			for range 3 {
+				w.refusedWith("HOT-1", 503, "unavailable")
+			}
+		}, "no order was accepted (3 submissions by 3 buyers: 3 refused (unavailable 3), 0 errors, 0 unknown)"},
+		{"fewer buyers than the scenario brings", func(w *world) {
+			cleanSale(w)
+			w.res.Expected = &loadgen.Expectation{Buyers: 100, MinAccepted: 2}
+		}, "5 buyers played, the scenario brings 100"},
+		{"far fewer accepted than the scenario can sell", func(w *world) {
+			cleanSale(w)
+			w.res.Expected = &loadgen.Expectation{Buyers: 5, MinAccepted: 40}
+		}, "4 orders accepted, far fewer than the scenario's floor of 40"},
+		{"most accepted orders cancelled", func(w *world) {
+			w.product("BG-1", 10)
+			w.order(planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true})
+			for range 2 {
+				w.order(planted{status: "cancelled", reason: "payment_declined", sku: "BG-1", qty: 1, inPostgres: true})
+			}
+		}, "only 1 of 3 decided accepted orders were confirmed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			c.plant(w)
+			w.settleRedis()
+			r := w.check()
+			onlyBroken(t, r, "R0")
+			r0 := invariant(t, r, "R0")
+			if r0.Count != 1 || !strings.Contains(strings.Join(r0.Evidence, "\n"), c.want) {
+				t.Errorf("R0 count %d evidence %v, want 1 naming %q", r0.Count, r0.Evidence, c.want)
+			}
+			if !strings.Contains(r.Markdown(), "| R0 | The run exercised the pipeline | **NO** | 1 |") {
+				t.Errorf("markdown does not show R0 broken:\n%s", r.Markdown())
+			}
+		})
+	}
+}
+
+// A run that meets its scenario's expectation holds R0.
+func TestRunMeetingItsExpectationHolds(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	cleanSale(w)
+	w.res.Expected = &loadgen.Expectation{Buyers: 5, MinAccepted: 4}
+	w.settleRedis()
+	onlyBroken(t, w.check())
 }
