@@ -38,16 +38,6 @@ func (r *RunResult) unexpected() []Event {
 	return out
 }
 
-func (r *RunResult) chaosErrors() int {
-	n := 0
-	for _, c := range r.Chaos {
-		if c.Error != "" {
-			n++
-		}
-	}
-	return n
-}
-
 // Problems lists why OK is false.
 func (r *RunResult) Problems() []string {
 	var out []string
