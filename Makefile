@@ -8,8 +8,15 @@ DATA_DIR  ?= .data
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_FLAGS ?= -count=1 -timeout 12m
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Packages whose code runs goroutines (consumer loops, intake batching, Redis pipelining, the HTTP
+# server, workers, reapers, refreshers, the payment client's breaker and limiter, the broker
+# control): make test runs them once more under the race detector.
+RACE_PKGS := ./internal/consumer/ ./internal/intake/ ./internal/redisstore/ ./internal/httpapi/ \
+	./internal/orderworker/ ./internal/notifier/ ./internal/inventorysync/ ./internal/reaper/ \
+	./internal/refresh/ ./internal/payment/ ./internal/kafka/ ./internal/reconcile/
 
-.PHONY: all build run test test-short bench bench-e2e chaos vet lint clean
+.PHONY: all build run test test-race test-short bench bench-e2e chaos vet lint clean
 
 all: build
 
@@ -21,12 +28,22 @@ build:
 run: build
 	$(BIN)/orderctl dev --data-dir $(DATA_DIR)
 
-## test: every test, against the real Postgres and Redis and an in-process broker.
+## test: every test, against the real Postgres and Redis and an in-process broker, then the
+## packages with concurrency again under the race detector.
 test:
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) --no-print-directory test-race
+
+## test-race: the packages with concurrency (RACE_PKGS) under -race.
+test-race:
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
 
 vet:
 	$(GO) vet ./...
+
+## lint: go vet and staticcheck (pinned; configured in staticcheck.conf).
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
 
 ## bench: micro-benchmarks, then the intake (open-model load) and order-worker benchmarks,
 ## which write their sections of docs/benchmarks.md.
