@@ -45,13 +45,15 @@ vet:
 lint: vet
 	$(GO) run $(STATICCHECK) ./...
 
-## bench: micro-benchmarks, then the intake (open-model load) and order-worker benchmarks,
-## which write their sections of docs/benchmarks.md.
+## bench: micro-benchmarks, then the intake (open-model load), order-worker, ops toolkit and
+## promotion benchmarks, which write their sections of docs/benchmarks.md (every section between
+## markers there is written by a command; chaos and e2e by make chaos/bench-e2e with --out).
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/redisstore/ ./internal/event/ ./internal/inventorysync/
 	$(BIN)/orderctl bench intake --out docs/benchmarks.md
 	$(BIN)/orderctl bench worker --out docs/benchmarks.md
 	$(BIN)/orderctl bench ops --out docs/benchmarks.md
+	$(BIN)/orderctl bench promo --duration 5s --rounds 5 --workers 64 --out docs/benchmarks.md
 
 ## bench-e2e: the standard flash sale through every real process in a private environment, then
 ## the issue's measurements (vs the naive design, accept-to-confirm, 2x overload, 5x burst);
