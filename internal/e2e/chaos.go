@@ -68,9 +68,8 @@ type ChaosRecord struct {
 
 // evidenceLog collects a step's evidence and whether it confirms the fault.
 type evidenceLog struct {
-	lines     []string
-	confirmed bool
-	doubt     []string // why not confirmed
+	lines []string
+	doubt []string // why not confirmed
 }
 
 func (l *evidenceLog) add(format string, a ...any) {
