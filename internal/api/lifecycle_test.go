@@ -53,13 +53,17 @@ func TestRedisDownAnswers503AndHoldsNothing(t *testing.T) {
 }
 
 // On shutdown the api first fails readiness (draining) for API_DRAIN_DELAY, then stops
-// accepting, finishes in-flight requests and returns without error.
+// accepting, finishes in-flight requests and returns without error. The test follows the events
+// (readyz draining, an order served, Run returning) in order; the drain delay is long enough
+// that no machine is too slow to place an order inside it, and the order is placed only while Run
+// has visibly not returned yet.
 func TestGracefulShutdownDrains(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{env: map[string]string{"API_DRAIN_DELAY": "1500ms"}})
+	const drain = 8 * time.Second
+	b := setup(t, setupOpts{env: map[string]string{"API_DRAIN_DELAY": drain.String()}})
 	stopped := make(chan error, 1)
 	go func() { stopped <- b.stop() }()
-	deadline := time.Now().Add(time.Second)
+	deadline := time.Now().Add(drain)
 	sawDraining := false
 	for time.Now().Before(deadline) && !sawDraining {
 		resp, err := http.Get(b.url + "/readyz")
@@ -74,6 +78,11 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	if !sawDraining {
 		t.Fatal("readyz never answered 503 draining during the drain delay")
 	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned (%v) right after readyz said draining: no drain delay", err)
+	default:
+	}
 	// Orders are still served while draining (the load balancer is moving traffic away).
 	if r := b.place(t, uuid.NewString(), orderBody("BRK-PAD-1001", 1)); r.status != http.StatusAccepted {
 		t.Fatalf("order while draining: %d %s", r.status, r.body)
@@ -83,7 +92,7 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run returned %v, want nil after a graceful stop", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(drain + 20*time.Second):
 		t.Fatal("api did not stop")
 	}
 	if _, err := http.Get(b.url + "/livez"); err == nil {

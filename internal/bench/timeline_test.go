@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -59,16 +60,27 @@ func TestRunTimeline(t *testing.T) {
 	if len(runs) != 2 {
 		t.Fatalf("%d runs, want 2", len(runs))
 	}
+	// How many requests an open-model second sends depends on the clock: vegeta sends on its
+	// schedule only while the run's second lasts, so a machine that stalls sends fewer (never more
+	// than rate x duration + 1). What must hold whatever the machine: some were sent, every one was
+	// answered 202 and counted once, in the progress line and in the windows.
 	for i, r := range runs {
-		if r.Requests < 40 || r.Requests > 51 || r.NotAccepted != 0 || r.P99 <= 0 || r.P50 > r.P99 || r.P99 > r.P999 {
-			t.Fatalf("run %d: %+v; want about 50 requests, all 202, ordered percentiles", i, r)
+		if r.Requests < 1 || r.Requests > 51 || r.NotAccepted != 0 || r.P99 <= 0 || r.P50 > r.P99 || r.P99 > r.P999 {
+			t.Fatalf("run %d: %+v; want 1 to 51 requests, all 202, ordered percentiles", i, r)
 		}
-		slow := 0
+		if want := fmt.Sprintf("timeline %d: %d requests,", i+1, r.Requests); !strings.Contains(progress.String(), want) {
+			t.Fatalf("run %d: progress lacks %q:\n%s", i, want, progress.String())
+		}
+		slow, inWindows := 0, 0
 		for _, w := range r.Windows {
 			slow += w.Slow
+			inWindows += w.Requests
+			if w.Slow < 1 || w.Slow > w.Requests {
+				t.Fatalf("run %d: window %+v: want 1 to all of its requests slow", i, w)
+			}
 		}
-		if slow != r.Slow {
-			t.Fatalf("run %d: windows count %d slow, run says %d", i, slow, r.Slow)
+		if slow != r.Slow || inWindows > r.Requests {
+			t.Fatalf("run %d: windows count %d slow of %d requests, run says %d slow of %d", i, slow, inWindows, r.Slow, r.Requests)
 		}
 	}
 	var out bytes.Buffer

@@ -97,7 +97,7 @@ func Check(ctx context.Context, s Sources) (*Report, error) {
 	}
 	r := &Report{Summary: map[string]int64{}}
 	r.Invariants = []InvariantResult{
-		st.i1(), st.i2(), st.i3(), st.i4(), st.i5(), st.i6(), st.i7(), st.p1(),
+		st.i1(), st.i2(), st.i3(), st.i4(), st.i5(), st.i6(), st.i7(), st.p1(), st.r0(),
 	}
 	r.Undersell = st.undersell()
 	st.summarize(r)

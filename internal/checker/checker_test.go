@@ -83,9 +83,10 @@ type planted struct {
 	status, reason string // confirmed, cancelled (with reason) or pending
 	sku            string
 	qty            int
-	inPostgres     bool   // false: the order was accepted but never written (a lost order)
-	promo          string // the promotion that priced the line, if any
-	unit           int64  // the line's unit price; 0: the base price 1000
+	inPostgres     bool      // false: the order was accepted but never written (a lost order)
+	promo          string    // the promotion that priced the line, if any
+	unit           int64     // the line's unit price; 0: the base price 1000
+	placedAt       time.Time // the order's placed_at; zero: now
 }
 
 // order plants one buyer whose first submission was answered 202, and everything the pipeline
@@ -111,8 +112,8 @@ func (w *world) order(p planted) string {
 	}
 	w.exec(`INSERT INTO orders (id, status, cancel_reason, customer_id, email, priority, currency, subtotal_minor,
 		shipping_minor, total_minor, shipping_address, placed_at, hold_deadline, decided_at)
-		VALUES ($1, $2, $3, $4, $5, 'standard', 'EUR', $6, 0, $6, '{}', now(), now() + interval '15 minutes', now())`,
-		id, p.status, reason, cid, "b@example.com", int64(1000*p.qty))
+		VALUES ($1, $2, $3, $4, $5, 'standard', 'EUR', $6, 0, $6, '{}', coalesce($7, now()), now() + interval '15 minutes', now())`,
+		id, p.status, reason, cid, "b@example.com", int64(1000*p.qty), placedAt(p.placedAt))
 	unit, promo := p.unit, any(nil)
 	if unit == 0 {
 		unit = 1000
@@ -145,6 +146,23 @@ func (w *world) refused(sku string, qty int) {
 	w.res.Outcomes = append(w.res.Outcomes, loadgen.Outcome{Buyer: n, IdempotencyKey: cid, CustomerID: cid,
 		Lines: []loadgen.Line{{SKU: sku, Qty: qty}}, Token: "tok_visa_" + cid, Class: loadgen.ClassRefused, Status: 409,
 		Reason: "out-of-stock", Short: []string{sku}, Start: time.Now(), Latency: time.Millisecond, Attempts: 1})
+}
+
+func placedAt(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// refusedWith plants a buyer whose only answer was status with the problem type reason.
+func (w *world) refusedWith(sku string, status int, reason string) {
+	n := w.buyer
+	w.buyer++
+	cid := fmt.Sprintf("lg-%s-%d", w.res.RunID, n)
+	w.res.Outcomes = append(w.res.Outcomes, loadgen.Outcome{Buyer: n, IdempotencyKey: cid, CustomerID: cid,
+		Lines: []loadgen.Line{{SKU: sku, Qty: 1}}, Token: "tok_visa_" + cid, Class: loadgen.ClassRefused, Status: status,
+		Reason: reason, Start: time.Now(), Latency: time.Millisecond, Attempts: 1})
 }
 
 func (w *world) exec(sql string, args ...any) {
@@ -251,8 +269,8 @@ func invariant(t *testing.T, r *checker.Report, id string) checker.InvariantResu
 // onlyBroken asserts that exactly the invariants ids are broken.
 func onlyBroken(t *testing.T, r *checker.Report, ids ...string) {
 	t.Helper()
-	if len(r.Invariants) != 8 {
-		t.Fatalf("%d invariants reported, want I1-I7 and P1", len(r.Invariants))
+	if len(r.Invariants) != 9 {
+		t.Fatalf("%d invariants reported, want I1-I7, P1 and R0", len(r.Invariants))
 	}
 	for _, i := range r.Invariants {
 		want := !strings.Contains(" "+strings.Join(ids, " ")+" ", " "+i.ID+" ")
@@ -468,6 +486,11 @@ func TestPlantedPromotionViolationsAreReported(t *testing.T) {
 			"promotion hot-20, HOT-1, customer lg-c0ffee01-4: 3 promotional units, limit 2 per customer: 1 over the limit"},
 		{"wrong promotional price", planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true, promo: "bg-20", unit: 1000},
 			"x BG-1 at 1000 under promotion bg-20, whose price is 800 (base 1000)"},
+		// The promotions run from an hour ago to an hour from now.
+		{"placed before the window", planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true, promo: "bg-20", unit: 800, placedAt: time.Now().Add(-2 * time.Hour)},
+			"line 1: priced by promotion bg-20 but placed at "},
+		{"placed after the window", planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true, promo: "bg-20", unit: 800, placedAt: time.Now().Add(2 * time.Hour)},
+			"line 1: priced by promotion bg-20 but placed at "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -498,4 +521,222 @@ func TestPlantedPromotionViolationsAreReported(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A run that did not exercise the pipeline fails R0 although every invariant holds over its
+// zero orders: the verdict cannot pass by accident.
+func TestRunThatDidNotExerciseThePipelineIsBroken(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		plant func(w *world)
+		want  string
+	}{
+		{"no submissions", func(w *world) { w.product("HOT-1", 3) }, "the run has no submissions"},
+		{"everybody refused", func(w *world) {
+			w.product("HOT-1", 3)
+			for range 3 {
+				w.refusedWith("HOT-1", 503, "unavailable")
+			}
+		}, "no order was accepted (3 submissions by 3 buyers: 3 refused (unavailable 3), 0 errors, 0 unknown)"},
+		{"fewer buyers than the scenario brings", func(w *world) {
+			cleanSale(w)
+			w.res.Expected = &loadgen.Expectation{Buyers: 100, MinAccepted: 2}
+		}, "5 buyers played, the scenario brings 100"},
+		{"far fewer accepted than the scenario can sell", func(w *world) {
+			cleanSale(w)
+			w.res.Expected = &loadgen.Expectation{Buyers: 5, MinAccepted: 40}
+		}, "4 orders accepted, far fewer than the scenario's floor of 40"},
+		{"most accepted orders cancelled", func(w *world) {
+			w.product("BG-1", 10)
+			w.order(planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true})
+			for range 2 {
+				w.order(planted{status: "cancelled", reason: "payment_declined", sku: "BG-1", qty: 1, inPostgres: true})
+			}
+		}, "only 1 of 3 decided accepted orders were confirmed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			c.plant(w)
+			w.settleRedis()
+			r := w.check()
+			onlyBroken(t, r, "R0")
+			r0 := invariant(t, r, "R0")
+			if r0.Count != 1 || !strings.Contains(strings.Join(r0.Evidence, "\n"), c.want) {
+				t.Errorf("R0 count %d evidence %v, want 1 naming %q", r0.Count, r0.Evidence, c.want)
+			}
+			if !strings.Contains(r.Markdown(), "| R0 | The run exercised the pipeline | **NO** | 1 |") {
+				t.Errorf("markdown does not show R0 broken:\n%s", r.Markdown())
+			}
+		})
+	}
+}
+
+// A run that meets its scenario's expectation holds R0.
+func TestRunMeetingItsExpectationHolds(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	cleanSale(w)
+	w.res.Expected = &loadgen.Expectation{Buyers: 5, MinAccepted: 4}
+	w.settleRedis()
+	onlyBroken(t, w.check())
+}
+
+// stockEvent publishes a warehouse's stock level of sku with seq on inventory.stock, as a
+// warehouse system does, and, with apply, applies it to Postgres through the store inventory-sync
+// uses (postgres.InventoryStore.ApplyStock), returning the outcome.
+func (w *world) stockEvent(wh, sku string, seq, onHand int64, apply bool) string {
+	w.t.Helper()
+	h := event.StockHeader{WarehouseID: wh, SKU: sku, Seq: seq, OccurredAt: time.Now().UTC()}
+	v, _ := json.Marshal(event.StockLevel{StockHeader: h, OnHand: onHand})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.kafka.ListenAddrs()...))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer cl.Close()
+	id := uuid.NewString()
+	rec := &kgo.Record{Topic: event.TopicInventoryStock, Key: []byte(sku), Value: v,
+		Headers: []kgo.RecordHeader{{Key: "ce_type", Value: []byte(event.TypeStockLevel)}, {Key: "ce_id", Value: []byte(id)}}}
+	if err := cl.ProduceSync(w.t.Context(), rec).FirstErr(); err != nil {
+		w.t.Fatal(err)
+	}
+	if !apply {
+		return ""
+	}
+	res, err := postgres.NewInventoryStore(w.pool).ApplyStock(w.t.Context(), []postgres.StockEvent{{EventID: id, Kind: postgres.StockKindLevel,
+		WarehouseID: wh, SKU: sku, Seq: seq, OccurredAt: h.OccurredAt, OnHand: onHand}})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return res[0].Outcome
+}
+
+// stockFeed plants a clean warehouse feed on BG-1 (warehouse WH-1): levels 10, 8, 12 with seqs
+// 1, 2, 4, and a stale level 50 with seq 3 between the last two, which inventory-sync ignores.
+func stockFeed(w *world) {
+	w.t.Helper()
+	for _, e := range []struct {
+		seq, onHand int64
+		want        string
+	}{{1, 10, postgres.StockApplied}, {2, 8, postgres.StockApplied}, {4, 12, postgres.StockApplied}, {3, 50, postgres.StockStale}} {
+		if got := w.stockEvent("WH-1", "BG-1", e.seq, e.onHand, true); got != e.want {
+			w.t.Fatalf("stock event seq %d: %s, want %s", e.seq, got, e.want)
+		}
+	}
+}
+
+// A clean sale with a warehouse feed (including a stale event) holds every invariant: I7 is
+// judged on stock events, not on an empty topic.
+func TestStockFeedWithAStaleEventHolds(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	cleanSale(w)
+	stockFeed(w)
+	w.settleRedis()
+	r := w.check()
+	onlyBroken(t, r)
+	var onHand int64
+	if err := w.pool.QueryRow(t.Context(), `SELECT on_hand FROM stock WHERE sku = 'BG-1'`).Scan(&onHand); err != nil {
+		t.Fatal(err)
+	}
+	if onHand != 12 {
+		t.Errorf("BG-1 on_hand %d, want 12 (the stale level 50 changed nothing)", onHand)
+	}
+}
+
+func TestPlantedStaleStockEventsAreReported(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		plant func(w *world)
+		want  string
+	}{
+		// A broken applier took the stale seq 3 after seq 4: a stock_deltas row applied later
+		// with a lower seq, and its units in the stock.
+		{"stale event applied", func(w *world) {
+			w.exec(`INSERT INTO stock_deltas (warehouse_id, sku, seq, event_id, event_type, delta_on_hand, delta_atp, applied_at)
+				VALUES ('WH-1', 'BG-1', 3, 'stale', 'level', 38, 38, now() + interval '1 second')`)
+			w.exec(`UPDATE warehouse_stock SET on_hand = 50 WHERE warehouse_id = 'WH-1' AND sku = 'BG-1'`)
+			w.exec(`UPDATE stock SET on_hand = 50 WHERE sku = 'BG-1'`)
+		}, "WH-1/BG-1: event seq 3 applied after seq 4"},
+		// A newer event on the topic that Postgres never applied.
+		{"newest event not applied", func(w *world) { w.stockEvent("WH-1", "BG-1", 5, 7, false) },
+			"WH-1/BG-1: the topic's newest event has seq 5, Postgres applied up to 4"},
+		// Postgres claims a seq no event on the topic has.
+		{"applied beyond the topic", func(w *world) {
+			w.exec(`UPDATE warehouse_stock SET last_seq = 9 WHERE warehouse_id = 'WH-1' AND sku = 'BG-1'`)
+		}, "WH-1/BG-1: the topic's newest event has seq 4, Postgres applied up to 9"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			cleanSale(w)
+			stockFeed(w)
+			c.plant(w)
+			w.settleRedis()
+			r := w.check()
+			onlyBroken(t, r, "I7")
+			i7 := invariant(t, r, "I7")
+			if ev := strings.Join(i7.Evidence, "\n"); i7.Count < 1 || !strings.Contains(ev, c.want) {
+				t.Errorf("I7 count %d evidence:\n%s\nwant it to name %q", i7.Count, ev, c.want)
+			}
+		})
+	}
+}
+
+func TestPlantedHoldThatDidNotEndIsReported(t *testing.T) {
+	t.Parallel()
+	t.Run("live hold of a confirmed order", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		confirmed := cleanSale(w)
+		w.settleRedis()
+		// The order was confirmed but its hold was never confirmed away: it ended zero times.
+		store := redisstore.New(w.rdb, w.prefix)
+		if _, err := store.Reserve(t.Context(), confirmed[0], []redisstore.Line{{SKU: "BG-1", Qty: 1}}, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		r := w.check()
+		onlyBroken(t, r, "I6")
+		want := fmt.Sprintf("BG-1: hold of 1 for order %s is still live although the order is confirmed", confirmed[0])
+		if i6 := invariant(t, r, "I6"); i6.Count != 1 || !strings.Contains(strings.Join(i6.Evidence, "\n"), want) {
+			t.Errorf("I6 count %d evidence %v, want 1 naming %q", i6.Count, i6.Evidence, want)
+		}
+	})
+	t.Run("confirmed order without allocations", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		confirmed := cleanSale(w)
+		// Confirmed without the allocation the hold should have become (stock kept consistent,
+		// so only the missing allocation is wrong).
+		w.exec(`DELETE FROM allocations WHERE order_id = $1`, confirmed[1])
+		w.exec(`UPDATE stock SET allocated = allocated - 1 WHERE sku = 'HOT-1'`)
+		w.settleRedis()
+		r := w.check()
+		onlyBroken(t, r, "I6")
+		want := fmt.Sprintf("order %s is confirmed without allocations", confirmed[1])
+		if i6 := invariant(t, r, "I6"); i6.Count != 1 || !strings.Contains(strings.Join(i6.Evidence, "\n"), want) {
+			t.Errorf("I6 count %d evidence %v, want 1 naming %q", i6.Count, i6.Evidence, want)
+		}
+	})
+	t.Run("hold live long after its deadline", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t)
+		cleanSale(w)
+		// An accepted order still pending (I2) whose hold outlived its deadline by two minutes:
+		// nothing expired it (I6).
+		pending := w.order(planted{status: "pending", sku: "BG-1", qty: 1, inPostgres: true})
+		w.settleRedis()
+		store := redisstore.New(w.rdb, w.prefix)
+		if _, err := store.Reserve(t.Context(), pending, []redisstore.Line{{SKU: "BG-1", Qty: 1}}, time.Now().Add(-2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		r := w.check()
+		onlyBroken(t, r, "I2", "I6")
+		want := fmt.Sprintf("BG-1: hold of 1 for order %s is live 2m", pending)
+		if i6 := invariant(t, r, "I6"); i6.Count != 1 || !strings.Contains(strings.Join(i6.Evidence, "\n"), want) {
+			t.Errorf("I6 count %d evidence %v, want 1 naming %q", i6.Count, i6.Evidence, want)
+		}
+	})
 }

@@ -51,6 +51,8 @@ type app struct {
 	args func(ctx context.Context, args []string) error
 }
 
+//lint:ignore U1000 kept for the next process without a Config of its own (see app)
+
 // sharedConfig is what a process without a Config of its own reads: the shared sections of
 // internal/config.
 type sharedConfig struct {

@@ -55,6 +55,10 @@ type Options struct {
 	Env, APIEnv map[string]string
 	// Progress receives one line per step (nil: discarded).
 	Progress io.Writer
+	// KillWait is how long a kill or stop step of a consumer waits for its group to have work in
+	// hand (records not yet committed) before it signals the process anyway, unconfirmed
+	// (default 10s).
+	KillWait time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -77,6 +81,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
+	}
+	if o.KillWait == 0 {
+		o.KillWait = 10 * time.Second
 	}
 	return nil
 }

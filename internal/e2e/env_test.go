@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,12 +47,15 @@ func testBin(t *testing.T) string {
 }
 
 // TestChaosActionsBringEverythingBack runs every chaos action once against an idle private
-// environment and checks that each process it touched is back, running and ready, and that no
-// process ended on its own.
+// environment and checks that each process it touched is back, running and ready, that no
+// process ended on its own, and that every step recorded evidence: the faults are confirmed
+// (restarts seen in the servers' identities, leaders moved, nodes gone and back, the outage seen
+// in the simulator's health), while the kills are not, because nothing was in hand to lose in
+// an idle environment, and the produce-error fault hits no request when nobody produces.
 func TestChaosActionsBringEverythingBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	env, err := Start(ctx, Options{Bin: testBin(t), Partitions: 3, Progress: testWriter{t}})
+	env, err := Start(ctx, Options{Bin: testBin(t), Partitions: 3, Progress: testWriter{t}, KillWait: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +80,16 @@ func TestChaosActionsBringEverythingBack(t *testing.T) {
 	}
 	for _, s := range steps {
 		rec := env.Do(ctx, s)
-		t.Logf("%s: %s (%s)", rec.Step, rec.Detail, rec.Took)
+		t.Logf("%s: %s (%s); evidence %q, confirmed %v", rec.Step, rec.Detail, rec.Took, rec.Evidence, rec.Confirmed)
 		if rec.Error != "" {
 			t.Fatalf("%s: %s", rec.Step, rec.Error)
+		}
+		idle := s.Action == "kill" || s.Kind == "produce-error"
+		if len(rec.Evidence) == 0 || rec.Confirmed == idle {
+			t.Errorf("%s: confirmed %v with evidence %q, want confirmed %v", rec.Step, rec.Confirmed, rec.Evidence, !idle)
+		}
+		if s.Action == "kill" && !strings.Contains(strings.Join(rec.Evidence, "\n"), "the kill hit an idle process") {
+			t.Errorf("%s: evidence %q does not say the kill hit an idle process", rec.Step, rec.Evidence)
 		}
 	}
 	if got := len(env.Sup.Group("order-worker")); got != 1 {

@@ -38,16 +38,6 @@ func (r *RunResult) unexpected() []Event {
 	return out
 }
 
-func (r *RunResult) chaosErrors() int {
-	n := 0
-	for _, c := range r.Chaos {
-		if c.Error != "" {
-			n++
-		}
-	}
-	return n
-}
-
 // Problems lists why OK is false.
 func (r *RunResult) Problems() []string {
 	var out []string
@@ -77,8 +67,11 @@ func (r *RunResult) Problems() []string {
 		out = append(out, fmt.Sprintf("%s ended on its own: %s", e.Proc, e.Detail))
 	}
 	for _, c := range r.Chaos {
-		if c.Error != "" {
+		switch {
+		case c.Error != "":
 			out = append(out, fmt.Sprintf("chaos step %s failed: %s", c.Step, c.Error))
+		case !c.Confirmed:
+			out = append(out, fmt.Sprintf("chaos step %s at %.1f s not confirmed: %s", c.Step, c.At.Seconds(), strings.Join(c.Evidence, "; ")))
 		}
 	}
 	return out
@@ -189,13 +182,20 @@ func (r *RunResult) Markdown(level, plot string) string {
 	}
 	p("\n")
 	if len(r.Chaos) > 0 {
-		p("Chaos steps:\n\n| at | step | took | what was done |\n|---|---|---|---|\n")
+		p("Chaos steps (evidence: what was observed to show each fault happened and hit something):\n\n| at | step | took | what was done | evidence | confirmed |\n|---|---|---|---|---|---|\n")
 		for _, c := range r.Chaos {
 			d := strings.TrimSuffix(strings.TrimSpace(c.Detail), ";")
 			if c.Error != "" {
 				d += " **error: " + c.Error + "**"
 			}
-			p("| %.1f s | %s | %s | %s |\n", c.At.Seconds(), c.Step, ms(c.Took), strings.ReplaceAll(d, "|", "/"))
+			ev, ok := strings.Join(c.Evidence, "; "), "yes"
+			if ev == "" {
+				ev = "none"
+			}
+			if !c.Confirmed {
+				ok = "**NO**"
+			}
+			p("| %.1f s | %s | %s | %s | %s | %s |\n", c.At.Seconds(), c.Step, ms(c.Took), strings.ReplaceAll(d, "|", "/"), strings.ReplaceAll(ev, "|", "/"), ok)
 		}
 		p("\n")
 	}

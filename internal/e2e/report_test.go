@@ -109,3 +109,28 @@ func TestProblemsAndOK(t *testing.T) {
 		t.Fatal("a broken run is OK")
 	}
 }
+
+// A chaos step whose evidence does not confirm it (a kill that hit an idle worker) fails the run,
+// and the report shows every step's evidence.
+func TestUnconfirmedChaosStepFailsTheRun(t *testing.T) {
+	r := &RunResult{Settled: true, Check: &checker.Report{Invariants: []checker.InvariantResult{{ID: "I1", Name: "No oversell", Holds: true}}}}
+	r.Chaos = []ChaosRecord{
+		{Step: "payment-outage for 10s", At: 5 * time.Second, Confirmed: true, Evidence: []string{"paysim /healthz 503 during the outage, 200 after"}},
+		{Step: "kill notifier", At: 26 * time.Second, Evidence: []string{"notifier had 0 records not yet committed when it was signalled (work in hand)",
+			"NOT CONFIRMED: notifier had no uncommitted record within 10s before the signal: the kill hit an idle process"}},
+	}
+	got := strings.Join(r.Problems(), "\n")
+	if r.OK() || !strings.Contains(got, "chaos step kill notifier at 26.0 s not confirmed: ") || !strings.Contains(got, "the kill hit an idle process") {
+		t.Fatalf("problems %q: want the unconfirmed kill", got)
+	}
+	if strings.Contains(got, "payment-outage") {
+		t.Errorf("problems %q name the confirmed step", got)
+	}
+	md := r.Markdown("##", "")
+	for _, want := range []string{"| 5.0 s | payment-outage for 10s | 0 |  | paysim /healthz 503 during the outage, 200 after | yes |",
+		"| kill notifier | 0 |  | notifier had 0 records not yet committed", "the kill hit an idle process | **NO** |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

@@ -142,6 +142,36 @@ func (s *shop) metric(t testing.TB, name string) float64 {
 	return v
 }
 
+// waitMetric waits until the api's metric name reaches at least want. within only bounds a wait
+// for an event that is not coming (a broken api); it is not what the test measures.
+func (s *shop) waitMetric(t testing.TB, name string, want float64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for s.metric(t, name) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not reach %v within %s", name, want, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// announce sets sku's units in Redis, announces it on stock-changed (what inventory-sync does
+// after a delivery) and waits until the api has handled the announcement. The api must have
+// subscribed first (waitMetric on orderpipe_api_stock_view_resets_total): an announcement
+// published before the subscription is lost, and a test that waited for a sale instead would
+// then pass on the SoldOutTTL alone.
+func (s *shop) announce(t testing.TB, units int64) {
+	t.Helper()
+	before := s.metric(t, "orderpipe_api_stock_changed_total")
+	if err := s.store.SetStock(t.Context(), hotSKU, units); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
+		t.Fatal(err)
+	}
+	s.waitMetric(t, "orderpipe_api_stock_changed_total", before+1, 10*time.Second)
+}
+
 // waitSellable places orders until one is accepted and returns how long that took.
 func (s *shop) waitSellable(t testing.TB, within time.Duration) time.Duration {
 	t.Helper()
@@ -167,6 +197,7 @@ func (s *shop) waitSellable(t testing.TB, within time.Duration) time.Duration {
 func TestSoldOutFastPath(t *testing.T) {
 	t.Parallel()
 	s := openShop(t, 3)
+	s.waitMetric(t, "orderpipe_api_stock_view_resets_total", 1, 10*time.Second) // subscribed
 	for range 3 {
 		if code, body := s.order(t); code != http.StatusAccepted {
 			t.Fatalf("order while in stock: %d %s", code, body)
@@ -189,21 +220,20 @@ func TestSoldOutFastPath(t *testing.T) {
 	if got := s.metric(t, "orderpipe_intake_reserve_seconds") - reserves; got > allowed {
 		t.Fatalf("%v reservations reached Redis while the SKU was known sold out, want at most %v", got, allowed)
 	}
-	if got := s.metric(t, "orderpipe_intake_soldout_fastpath_total") - fast; got < 25-allowed {
-		t.Fatalf("fast-path refusals %v, want at least %v of 25", got, 25-allowed)
+	// Every one of the 25 refusals took exactly one of the two ways.
+	reached := s.metric(t, "orderpipe_intake_reserve_seconds") - reserves
+	if got := s.metric(t, "orderpipe_intake_soldout_fastpath_total") - fast; got+reached != 25 {
+		t.Fatalf("fast-path refusals %v + reservations %v, want 25", got, reached)
 	}
 
-	// Restock, announced (what inventory-sync does after a delivery): sellable at once.
-	if err := s.store.SetStock(t.Context(), hotSKU, 2); err != nil {
-		t.Fatal(err)
+	// Restock, announced (what inventory-sync does after a delivery): once the api has handled
+	// the announcement, the very next order is sold, with no wait for the mark to expire.
+	if code, _ := s.order(t); code != http.StatusConflict {
+		t.Fatalf("order before the restock: %d, want 409", code)
 	}
-	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
-		t.Fatal(err)
-	}
-	took := s.waitSellable(t, httpapi.SoldOutTTL)
-	t.Logf("sellable %s after an announced restock", took)
-	if took > httpapi.SoldOutTTL/2 { // the mark was set a few hundred ms ago: only the announcement explains a quick sale
-		t.Fatalf("sellable %s after an announced restock, want well within %s", took, httpapi.SoldOutTTL)
+	s.announce(t, 2)
+	if code, body := s.order(t); code != http.StatusAccepted {
+		t.Fatalf("first order after an announced restock: %d %s, want 202", code, body)
 	}
 	if got := s.available(t); got != 1 {
 		t.Fatalf("availability after the restock and a sale: %d, want 1", got)
@@ -222,7 +252,7 @@ func TestSoldOutFastPath(t *testing.T) {
 	}
 	// waitSellable fails the test if the SKU stays refused well past the mark's lifetime (a mark
 	// that never expires); the bound is generous so a busy machine does not fail it.
-	took = s.waitSellable(t, httpapi.SoldOutTTL+5*time.Second)
+	took := s.waitSellable(t, httpapi.SoldOutTTL+5*time.Second)
 	t.Logf("sellable %s after an unannounced restock (marks last %s)", took, httpapi.SoldOutTTL)
 }
 
@@ -311,6 +341,7 @@ func TestStockViewIgnoresOvertakenMarks(t *testing.T) {
 func TestSoldOutGateBeforeIdempotency(t *testing.T) {
 	t.Parallel()
 	s := openShop(t, 1, map[string]string{"SOLDOUT_GATE": "before-idempotency"})
+	s.waitMetric(t, "orderpipe_api_stock_view_resets_total", 1, 10*time.Second) // subscribed
 	if code, body := s.order(t); code != http.StatusAccepted {
 		t.Fatalf("first order: %d %s", code, body)
 	}
@@ -330,23 +361,11 @@ func TestSoldOutGateBeforeIdempotency(t *testing.T) {
 	if got := countKeys(t, s, "idem:*"); got != idemBefore {
 		t.Fatalf("%d idempotency records after gated refusals, want %d (no Redis call)", got, idemBefore)
 	}
-	// A restock (announced) makes the SKU sellable again.
-	if err := s.store.SetStock(t.Context(), hotSKU, 5); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.store.PublishStockChanged(t.Context(), hotSKU); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		code, _ := s.order(t)
-		if code == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused 3s after a restock: %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// A restock (announced) makes the SKU sellable again: the first order after the api handled
+	// the announcement is sold.
+	s.announce(t, 5)
+	if code, body := s.order(t); code != http.StatusAccepted {
+		t.Fatalf("first order after an announced restock: %d %s, want 202", code, body)
 	}
 }
 

@@ -96,11 +96,10 @@ type Buyer struct {
 
 // planner derives buyers.
 type planner struct {
-	s      *Scenario
-	runID  string
-	hot    []string
-	bg     []string
-	hotMax int
+	s     *Scenario
+	runID string
+	hot   []string
+	bg    []string
 }
 
 func newPlanner(s *Scenario, runID string) *planner {

@@ -110,6 +110,9 @@ type Result struct {
 	// Promotions are the ids of the scenario's promotions (the checker checks their caps and
 	// limits, and those of any other promotion that priced a line of the run).
 	Promotions []string `json:"promotions,omitempty"`
+	// Expected is what the scenario must at least show (Scenario.Expect); nil in outcomes files
+	// written before it existed, which the checker then holds to a run with accepted orders.
+	Expected *Expectation `json:"expected,omitempty"`
 }
 
 // WriteJSON writes r as one JSON document.
@@ -279,6 +282,8 @@ func (r *runner) run(ctx context.Context, runID string) (*Result, error) {
 	<-sampled
 
 	res := &Result{Scenario: r.s.Name, RunID: runID, Started: started, Outcomes: r.outcomes, Stock: r.s.Stock(), Promotions: r.s.PromotionIDs()}
+	exp := r.s.Expect()
+	res.Expected = &exp
 	slices.SortFunc(res.Outcomes, func(a, b Outcome) int {
 		if a.Buyer != b.Buyer {
 			return a.Buyer - b.Buyer

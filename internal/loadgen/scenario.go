@@ -467,3 +467,32 @@ func (s *Scenario) ExpectedBuyers() int {
 	}
 	return n
 }
+
+// Expectation is the least a run of the scenario must show to count as having exercised the
+// pipeline at all; the checker's R0 compares a run with it, so a run in which the load never
+// reached the api, or almost nothing was accepted, fails instead of passing vacuously (every
+// invariant holds over zero orders).
+type Expectation struct {
+	// Buyers is ExpectedBuyers: the buyers the arrival curve brings.
+	Buyers int `json:"buyers"`
+	// MinAccepted is a third of the orders the scenario can sell: buyers without a hot line
+	// (bounded by the background units, at the most units an order can ask for) plus hot buyers
+	// (bounded by the hot units, at the most hot units a line can ask for). A third leaves room
+	// for the Zipf-skewed background selling out early, declines and faults; a run below it was
+	// not played against a working pipeline.
+	MinAccepted int `json:"min_accepted"`
+}
+
+// Expect returns the scenario's Expectation.
+func (s *Scenario) Expect() Expectation {
+	buyers := s.ExpectedBuyers()
+	hot := int(math.Round(float64(buyers) * s.Mix.HotShare))
+	var hotUnits int64
+	for _, h := range s.Catalog.Hot {
+		hotUnits += h.Stock
+	}
+	bgUnits := int64(s.Catalog.Background.Count) * s.Catalog.Background.Stock
+	perOrder := int64(max(1, s.Mix.MaxLines) * max(1, s.Mix.MaxQty))
+	sellable := min(int64(buyers-hot), bgUnits/perOrder) + min(int64(hot), hotUnits/int64(max(1, s.Mix.HotMaxQty)))
+	return Expectation{Buyers: buyers, MinAccepted: int(sellable / 3)}
+}

@@ -1,6 +1,7 @@
 package loadgen_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,5 +203,48 @@ func TestDurationJSONRoundTrip(t *testing.T) {
 	}
 	if err := d.UnmarshalJSON([]byte(`"soon"`)); err == nil {
 		t.Errorf("UnmarshalJSON(soon): no error")
+	}
+}
+
+// TestScenarioExpectations pins the arithmetic of Scenario.Expect on the shipped scenarios and
+// checks that the recorded flash-sale run (docs/e2e-flash-sale.json) clears its floor, so the
+// floor fails an empty run without failing a real one.
+func TestScenarioExpectations(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		file                string
+		buyers, minAccepted int
+	}{
+		// 600 buyers: 180 without a hot line (800 background units, up to 4 per order: 200),
+		// 420 with one (60 hot units, up to 3 per line: 20); (180 + 20) / 3.
+		{"smoke", 600, 66},
+		// 4550 buyers: 3185 without a hot line (ample background), 1365 with one (600 units).
+		{"chaos-kill", 4550, 1261},
+		// 24000 buyers: 4800 without a hot line (75000 units / 6 = 12500), 19200 with one
+		// (1000 units).
+		{"flash-sale", 24000, 1933},
+	} {
+		s, err := loadgen.LoadScenario("../../scenarios/" + c.file + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Expect(); got != (loadgen.Expectation{Buyers: c.buyers, MinAccepted: c.minAccepted}) {
+			t.Errorf("%s: Expect() = %+v, want buyers %d, min accepted %d", c.file, got, c.buyers, c.minAccepted)
+		}
+	}
+	b, err := os.ReadFile("../../docs/e2e-flash-sale.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Check struct {
+			Summary map[string]int64 `json:"summary"`
+		} `json:"check"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Check.Summary["accepted_orders"]; got < 1933 {
+		t.Errorf("the recorded flash-sale run accepted %d orders, below its floor 1933: the floor would fail a real run", got)
 	}
 }

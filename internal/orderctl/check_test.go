@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderpipe/orderpipe/internal/checker"
 	"github.com/orderpipe/orderpipe/internal/loadgen"
@@ -25,6 +26,14 @@ import (
 // checkFixture starts the sources orderctl check reads (a Postgres schema with one SKU, its
 // Redis counters, a broker, the payment simulator and the mail sink) and returns their settings.
 func checkFixture(t *testing.T) map[string]string {
+	t.Helper()
+	env, _, _ := checkSources(t)
+	return env
+}
+
+// checkSources is checkFixture that also returns the Postgres pool and the Redis store, for
+// tests that plant orders.
+func checkSources(t *testing.T) (map[string]string, *pgxpool.Pool, *redisstore.Store) {
 	t.Helper()
 	pool, dbURL := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
@@ -44,11 +53,12 @@ func checkFixture(t *testing.T) map[string]string {
 	if err := postgres.NewStockStore(pool).Set(t.Context(), "HOT-1", 5); err != nil {
 		t.Fatal(err)
 	}
-	if err := redisstore.New(rdb, prefix).SetStock(t.Context(), "HOT-1", 5); err != nil {
+	store := redisstore.New(rdb, prefix)
+	if err := store.SetStock(t.Context(), "HOT-1", 5); err != nil {
 		t.Fatal(err)
 	}
 	return map[string]string{"DATABASE_URL": dbURL, "REDIS_ADDRS": rdb.Options().Addr, "REDIS_KEY_PREFIX": prefix,
-		"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","), "PAYMENT_URL": sim.URL, "MAIL_URL": mail.URL}
+		"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","), "PAYMENT_URL": sim.URL, "MAIL_URL": mail.URL}, pool, store
 }
 
 func writeResult(t *testing.T, res *loadgen.Result) string {
@@ -74,19 +84,55 @@ func runCheck(t *testing.T, env map[string]string, args ...string) (int, string)
 	return orderctl.Code(err), out.String()
 }
 
-// A run in which one buyer was refused and nothing was sold: every invariant holds (exit 0), and
-// the table is the golden one.
+// A run in which one buyer was sold one unit (confirmed, allocated, Redis settled) and one was
+// refused: every invariant holds (exit 0), and the table is the golden one.
 func TestCheckCommandHolds(t *testing.T) {
 	t.Parallel()
-	env := checkFixture(t)
+	env, pool, store := checkSources(t)
+	const id = "00000000-0000-4000-8000-000000000001"
+	for _, q := range []string{
+		`INSERT INTO orders (id, status, customer_id, email, priority, currency, subtotal_minor, shipping_minor, total_minor,
+			shipping_address, placed_at, hold_deadline, decided_at)
+			VALUES ('` + id + `', 'confirmed', 'lg-0a0b0c0d-0', 'b@example.com', 'standard', 'EUR', 100, 0, 100, '{}', now(), now(), now())`,
+		`INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor) VALUES ('` + id + `', 1, 'HOT-1', 'Hot', 1, 100)`,
+		`INSERT INTO allocations (order_id, sku, quantity) VALUES ('` + id + `', 'HOT-1', 1)`,
+		`UPDATE stock SET allocated = allocated + 1 WHERE sku = 'HOT-1'`,
+	} {
+		if _, err := pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := store.SetStock(t.Context(), "HOT-1", 4); err != nil {
+		t.Fatal(err)
+	}
 	res := &loadgen.Result{Scenario: "golden", RunID: "0a0b0c0d", Started: time.Unix(0, 0).UTC(), Stock: map[string]int64{"HOT-1": 5},
-		Outcomes: []loadgen.Outcome{{Buyer: 0, IdempotencyKey: "lg-0a0b0c0d-0", CustomerID: "lg-0a0b0c0d-0", Lines: []loadgen.Line{{SKU: "HOT-1", Qty: 1}},
-			Token: "tok_visa_x", Class: loadgen.ClassRefused, Status: 429, Reason: "rate-limited", Attempts: 1}}}
+		Outcomes: []loadgen.Outcome{
+			{Buyer: 0, IdempotencyKey: "lg-0a0b0c0d-0", CustomerID: "lg-0a0b0c0d-0", OrderID: id, Lines: []loadgen.Line{{SKU: "HOT-1", Qty: 1}},
+				Token: "tok_visa_x", Class: loadgen.ClassAccepted, Status: 202, Attempts: 1},
+			{Buyer: 1, IdempotencyKey: "lg-0a0b0c0d-1", CustomerID: "lg-0a0b0c0d-1", Lines: []loadgen.Line{{SKU: "HOT-1", Qty: 1}},
+				Token: "tok_visa_x", Class: loadgen.ClassRefused, Status: 429, Reason: "rate-limited", Attempts: 1}},
+		Expected: &loadgen.Expectation{Buyers: 2, MinAccepted: 1}}
 	code, out := runCheck(t, env, "--outcomes", writeResult(t, res))
 	if code != 0 {
 		t.Fatalf("exit %d, want 0:\n%s", code, out)
 	}
 	dlqGolden(t, "check_table.golden", out)
+}
+
+// A run in which nothing was accepted holds every invariant over zero orders; it must not pass:
+// R0 is broken, exit code 1. (Before R0 this exact run was the golden passing one.)
+func TestCheckCommandNothingAccepted(t *testing.T) {
+	t.Parallel()
+	env := checkFixture(t)
+	res := &loadgen.Result{Scenario: "empty", RunID: "0a0b0c10", Stock: map[string]int64{"HOT-1": 5},
+		Outcomes: []loadgen.Outcome{{Buyer: 0, IdempotencyKey: "lg-0a0b0c10-0", CustomerID: "lg-0a0b0c10-0", Lines: []loadgen.Line{{SKU: "HOT-1", Qty: 1}},
+			Token: "tok_visa_x", Class: loadgen.ClassRefused, Status: 429, Reason: "rate-limited", Attempts: 1}}}
+	code, out := runCheck(t, env, "--outcomes", writeResult(t, res))
+	if code != orderctl.ExitError || !strings.Contains(out, "| R0 | The run exercised the pipeline | **NO** | 1 |") ||
+		!strings.Contains(out, "no order was accepted (1 submissions by 1 buyers: 1 refused (rate-limited 1), 0 errors, 0 unknown)") ||
+		!strings.Contains(out, "error: check: 1 invariant(s) broken") {
+		t.Fatalf("exit %d, want 1 with R0 broken:\n%s", code, out)
+	}
 }
 
 // A 202 the system lost breaks I2: exit code 1, the evidence names the order, in the table and in
@@ -120,8 +166,9 @@ func TestCheckCommandPromotionBroken(t *testing.T) {
 	env := checkFixture(t)
 	res := &loadgen.Result{Scenario: "promo", RunID: "0a0b0c0f", Stock: map[string]int64{"HOT-1": 5}, Promotions: []string{"never-created"}}
 	code, out := runCheck(t, env, "--outcomes", writeResult(t, res))
+	// Nothing was played either, so R0 is broken too.
 	if code != orderctl.ExitError || !strings.Contains(out, "| P1 | Promotion caps and limits hold | **NO** | 1 |") ||
-		!strings.Contains(out, "promotion never-created of the scenario does not exist in Postgres") || !strings.Contains(out, "error: check: 1 invariant(s) broken") {
+		!strings.Contains(out, "promotion never-created of the scenario does not exist in Postgres") || !strings.Contains(out, "error: check: 2 invariant(s) broken") {
 		t.Fatalf("exit %d, want 1 with P1 broken naming never-created:\n%s", code, out)
 	}
 }

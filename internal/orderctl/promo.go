@@ -22,7 +22,7 @@ import (
 
 // promoFlags are the flags that describe a promotion (create sets them, update changes those given).
 type promoFlags struct {
-	id, name, kind  string
+	id, name        string
 	percent         int
 	fixed           int64
 	skus            []string

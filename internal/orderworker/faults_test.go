@@ -50,11 +50,15 @@ func TestWorkerKilledMidBatchLosesAndDoublesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		var before int
-		_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&before)
+		if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			var n int
-			_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
+			if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
 			if n >= before+200 || n == len(accepted) || time.Now().After(deadline) {
 				break
 			}
@@ -94,7 +98,9 @@ func TestGatewayOutageRetriesAndBreakerRecovers(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	var n int
-	_ = s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n)
+	if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM orders`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Fatalf("%d orders decided during a total payment outage, want 0 (nothing cancelled for a transient fault)", n)
 	}

@@ -110,6 +110,9 @@ func (s *stack) checkInvariants(t *testing.T, accepted map[string]bool) {
 		seen[id] = st
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	for id := range accepted {
 		if _, ok := seen[id]; !ok {
 			t.Errorf("I2: accepted order %s has no terminal state", id)
@@ -139,9 +142,13 @@ WHERE s.allocated > s.on_hand
 		t.Errorf("I3: simulator captured %d, Postgres records %d captured payments", st.Captures, captured)
 	}
 	var confirmed int64
-	_ = s.Pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'confirmed'`).Scan(&confirmed)
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status = 'confirmed'`).Scan(&confirmed); err != nil {
+		t.Fatal(err)
+	}
 	var refunded int64
-	_ = s.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE status = 'refunded'`).Scan(&refunded)
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE status = 'refunded'`).Scan(&refunded); err != nil {
+		t.Fatal(err)
+	}
 	if st.Captures != confirmed+refunded || st.Refunds != refunded {
 		t.Errorf("I3: %d captures and %d refunds for %d confirmed and %d refunded orders", st.Captures, st.Refunds, confirmed, refunded)
 	}

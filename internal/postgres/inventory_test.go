@@ -144,7 +144,9 @@ func TestApplyStockIgnoresStaleAndDuplicates(t *testing.T) {
 		t.Fatalf("stock_deltas: got %d rows (%v), want 4 (one per applied event)", n, err)
 	}
 	var exists bool
-	_ = b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM stock WHERE sku = 'NOPE-1')`).Scan(&exists)
+	if err := b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM stock WHERE sku = 'NOPE-1')`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
 	if exists {
 		t.Fatalf("an unknown SKU got a stock row")
 	}

@@ -139,21 +139,6 @@ func (s *stack) placedRecords(t *testing.T) int64 {
 	return n
 }
 
-// missingRightNow reports whether any SKU has no counters in Redis.
-func (s *stack) missingRightNow(t *testing.T) bool {
-	t.Helper()
-	for _, sku := range []string{"BRK-PAD-1001", "FLT-OIL-2001"} {
-		st, err := s.store.Availability(t.Context(), sku)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !st.Known {
-			return true
-		}
-	}
-	return false
-}
-
 func counter(t *testing.T, s *prometheus.Registry, name, label string) float64 {
 	t.Helper()
 	mfs, err := s.Gather()

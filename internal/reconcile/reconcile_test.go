@@ -27,8 +27,6 @@ import (
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
-var skus = []string{"BRK-PAD-1001", "FLT-OIL-2001", "BAT-5001", "WIP-6001", "TYR-WIN-7101"}
-
 type bundle struct {
 	pool   *pgxpool.Pool
 	dbURL  string

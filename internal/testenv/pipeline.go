@@ -217,21 +217,54 @@ func (p *Pipeline) PlaceEach(t *testing.T, n, c int, body func(i int) []byte, an
 	wg.Wait()
 }
 
-// PlaceMany posts n orders with concurrency c and returns the accepted order ids; a 409 is
-// allowed (stock ran out), any other answer but 202 fails the test.
+// PlaceMany posts n orders with concurrency c and returns the accepted order ids. Every order
+// must be answered 202 with its own order id: any other answer (409 out of stock included: give
+// the test the stock its orders need) fails the test, so len of the result is n.
 func (p *Pipeline) PlaceMany(t *testing.T, n, c int, body func(i int) []byte) map[string]bool {
 	t.Helper()
 	accepted := map[string]bool{}
 	p.PlaceEach(t, n, c, body, func(i int, _ []byte, a Answer) {
-		switch a.Status {
-		case http.StatusAccepted:
-			accepted[a.OrderID] = true
-		case http.StatusConflict:
+		switch {
+		case a.Status != http.StatusAccepted:
+			t.Errorf("order %d: %d %s, want 202", i, a.Status, a.Body)
+		case a.OrderID == "" || accepted[a.OrderID]:
+			t.Errorf("order %d: 202 with order id %q (empty or already given): %s", i, a.OrderID, a.Body)
 		default:
-			t.Errorf("order %d: %d %s", i, a.Status, a.Body)
+			accepted[a.OrderID] = true
 		}
 	})
+	if len(accepted) != n && !t.Failed() {
+		t.Fatalf("%d of %d orders accepted", len(accepted), n)
+	}
 	return accepted
+}
+
+// PlaceManyOutOfStock is PlaceMany for tests whose orders ask for more than the stock: a 409
+// out-of-stock answer is allowed too. It returns the accepted order ids with the number of the
+// order that got each, and how many were refused as out of stock; any other answer fails the
+// test, so accepted plus refused is n.
+func (p *Pipeline) PlaceManyOutOfStock(t *testing.T, n, c int, body func(i int) []byte) (accepted map[string]int, refused int) {
+	t.Helper()
+	accepted = map[string]int{}
+	p.PlaceEach(t, n, c, body, func(i int, _ []byte, a Answer) {
+		switch {
+		case a.Status == http.StatusConflict && strings.Contains(string(a.Body), "out-of-stock"):
+			refused++
+		case a.Status != http.StatusAccepted:
+			t.Errorf("order %d: %d %s, want 202 or 409 out of stock", i, a.Status, a.Body)
+		case a.OrderID == "":
+			t.Errorf("order %d: 202 without an order id: %s", i, a.Body)
+		default:
+			if _, dup := accepted[a.OrderID]; dup {
+				t.Errorf("order %d: 202 with the order id %s of another order", i, a.OrderID)
+			}
+			accepted[a.OrderID] = i
+		}
+	})
+	if len(accepted)+refused != n && !t.Failed() {
+		t.Fatalf("%d accepted + %d refused of %d orders", len(accepted), refused, n)
+	}
+	return accepted, refused
 }
 
 // OrderJSON is the body of an order paid with token; lines are (sku string, quantity int) pairs.
