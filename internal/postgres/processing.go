@@ -355,3 +355,54 @@ func nullIfEmpty(s string) any {
 	}
 	return s
 }
+
+// Undo is a captured payment refunded because its order could not be stored.
+type Undo struct {
+	OrderID     string
+	EventID     string
+	ChargeID    string
+	RefundID    string
+	AmountMinor int64
+	Currency    string
+	ErrorClass  string
+	Error       string // why the order could not be stored
+	At          time.Time
+}
+
+// RecordUndo records a refund made because the order could not be stored; the first record of
+// an order wins (a repeated undo refunds nothing new: the provider answers with the first refund).
+func (s *ProcessingStore) RecordUndo(ctx context.Context, u Undo) error {
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO payment_undos (order_id, event_id, charge_id, refund_id, amount_minor, currency, error_class, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (order_id) DO NOTHING`,
+		u.OrderID, u.EventID, u.ChargeID, u.RefundID, u.AmountMinor, u.Currency, u.ErrorClass, u.Error)
+	if err != nil {
+		return fmt.Errorf("record undo of %s: %w", u.OrderID, err)
+	}
+	return nil
+}
+
+// Undone returns the undo records of those of orderIDs whose payment was refunded because the
+// order could not be stored.
+func (s *ProcessingStore) Undone(ctx context.Context, orderIDs []string) (map[string]Undo, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT order_id::text, event_id::text, charge_id, refund_id, amount_minor, currency, error_class, error, undone_at
+FROM payment_undos WHERE order_id = ANY($1::uuid[])`, orderIDs)
+	if err != nil {
+		return nil, fmt.Errorf("load undos: %w", err)
+	}
+	undos, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Undo, error) {
+		var u Undo
+		err := r.Scan(&u.OrderID, &u.EventID, &u.ChargeID, &u.RefundID, &u.AmountMinor, &u.Currency, &u.ErrorClass, &u.Error, &u.At)
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load undos: %w", err)
+	}
+	out := make(map[string]Undo, len(undos))
+	for _, u := range undos {
+		out[u.OrderID] = u
+	}
+	return out, nil
+}
