@@ -70,7 +70,25 @@ type Report struct {
 	ReplayInsertedNothing     bool
 	BatchVsPerMessage         float64 // batch orders/s over per-message orders/s
 	ReplayVsBatch             float64 // replay records/s over batch orders/s
+	Poison                    PoisonArms
 }
+
+// PoisonArms compares a batch of PoisonBatch orders with one poison record in the middle (an
+// order Postgres refuses: a NUL in customer_id) against a clean batch of the same size,
+// alternating, Rounds times each.
+type PoisonArms struct {
+	Rounds int
+	Clean  []time.Duration // time until every order of the clean batch was decided
+	Poison []time.Duration // time until the other orders of the poisoned batch were decided
+	Undone bool            // in every poisoned round: the poison order refunded, recorded, dead-lettered once, nothing in the retry topics
+}
+
+// PoisonBatch is the size of the batches of the poison comparison, and PoisonAt the index of the
+// poison record in its batch.
+const (
+	PoisonBatch = 500
+	PoisonAt    = PoisonBatch / 2
+)
 
 // Run measures the three arms.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -163,6 +181,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Replay, err = replayArm(ctx, cfg, workerEnv(cfg, prefix, brokers, simSrv.URL, batchURL, topology.GroupOrderWorker, cfg.BatchSize), cluster.ListenAddrs(), batchPool, logf)
 	if err != nil {
+		return nil, err
+	}
+	if rep.Poison, err = poisonArms(ctx, cfg, prefix, store, simSrv.URL, sim, skus, logf); err != nil {
 		return nil, err
 	}
 	rep.ReplayInsertedNothing = rep.Replay.Rows == rep.Batch.Rows
@@ -279,6 +300,11 @@ func prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 // Prefill produces n valid OrderPlaced records (Order: one line each, spread over skus, 1 in 5
 // express) and holds their stock in Redis, as the api would have; the SKUs must be stocked.
 func Prefill(ctx context.Context, brokers []string, store *redisstore.Store, skus []string, n int) error {
+	return prefillWith(ctx, brokers, store, skus, n, nil)
+}
+
+// prefillWith is Prefill with mutate (if not nil) applied to each order before it is published.
+func prefillWith(ctx context.Context, brokers []string, store *redisstore.Store, skus []string, n int, mutate func(i int, p *event.OrderPlaced)) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		return err
@@ -300,6 +326,9 @@ func Prefill(ctx context.Context, brokers []string, store *redisstore.Store, sku
 		sku := skus[i%len(skus)]
 		id := uuid.NewString()
 		p, topic := Order(i, id, sku, now)
+		if mutate != nil {
+			mutate(i, &p)
+		}
 		env, err := event.NewOrderPlaced("/bench", p)
 		if err != nil {
 			return err
@@ -426,6 +455,14 @@ func counts(ctx context.Context, pool *pgxpool.Pool) (RowCounts, error) {
 	return c, err
 }
 
+func durations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.Round(time.Millisecond).String()
+	}
+	return strings.Join(parts, ", ")
+}
+
 // RandHex returns n random bytes in hex: unique names for a benchmark's schema and key prefix.
 func RandHex(n int) string {
 	b := make([]byte, n)
@@ -455,6 +492,18 @@ func (r *Report) Markdown(command string) string {
 	p("| batch design / one transaction per message | >= 10x | %.1fx | %s |\n", r.BatchVsPerMessage, met(r.BatchVsPerMessage >= 10))
 	p("| replay of a processed range / batch | >= 0.8x | %.2fx | %s |\n", r.ReplayVsBatch, met(r.ReplayVsBatch >= 0.8))
 	p("| replay inserts nothing | 0 new rows | %s | %s |\n", map[bool]string{true: "0 new rows", false: "rows changed"}[r.ReplayInsertedNothing], met(r.ReplayInsertedNothing))
+	if pa := r.Poison; len(pa.Clean) > 0 {
+		clean, poison := median(pa.Clean), median(pa.Poison)
+		p("\n### A poison record in a batch\n\n")
+		p("%d rounds, alternating, each on a fresh broker and schema: %d pre-filled `OrderPlaced` records and the worker started (`ORDER_WORKER_BATCH_SIZE=%d`); time from the worker's start until every order is decided. In the poisoned batch the order at index %d has a NUL in `customer_id`: it is charged, Postgres refuses it (SQLSTATE 22021, permanent), the worker isolates it by applying the halves of the batch separately, refunds its capture and records the refund (`payment_undos`), and the consumer dead-letters it at once; the time is until the %d others are decided.\n\n", pa.Rounds, PoisonBatch, PoisonBatch, PoisonAt, PoisonBatch-1)
+		p("| arm | median | rounds |\n|---|---|---|\n")
+		p("| clean batch of %d | **%s** | %s |\n", PoisonBatch, clean.Round(time.Millisecond), durations(pa.Clean))
+		p("| batch of %d with one poison record in the middle | **%s** | %s |\n", PoisonBatch, poison.Round(time.Millisecond), durations(pa.Poison))
+		p("\n| target | goal | measured | |\n|---|---|---|---|\n")
+		ratio := poison.Seconds() / clean.Seconds()
+		p("| the %d others of a poisoned batch / a clean batch | about 1x (same time) | %.2fx (+%s) | %s |\n", PoisonBatch-1, ratio, (poison - clean).Round(time.Millisecond), met(ratio <= 1.5))
+		p("| poison refunded, recorded, dead-lettered once, no retry topic | every round | %s | %s |\n", map[bool]string{true: "every round", false: "not every round"}[pa.Undone], met(pa.Undone))
+	}
 	p("\nThe per-message arm sets `ORDER_WORKER_BATCH_SIZE=1`: the same code, one Postgres transaction (and one WAL flush, `synchronous_commit` on) per order, and it runs for a fixed time because it is slow. The replay rewinds the batch arm's group to the start: every record finds its processed-event row, so the worker only repeats the idempotent follow-up steps (Redis hold markers, re-publish of the same outcome event) and writes nothing.\n")
 	return b.String()
 }
