@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -308,8 +309,10 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 }
 
 // apply decides cands in Postgres. When the transaction fails permanently (a record that can
-// never be stored: Postgres refuses its data for good), it isolates the candidates at fault by
-// applying the two halves separately, recursively, in arrival order: the others are decided as
+// never be stored: Postgres refuses its data for good), it isolates the candidates at fault: when
+// Postgres named the refused row (postgres.RowError), by applying the batch without that
+// candidate and then the candidate alone; otherwise by applying the two halves separately,
+// recursively, in arrival order: the others are decided as
 // if the poison were not there, without being charged again, and each candidate that fails
 // permanently on its own is put into poisoned with its error. A transient failure stops the
 // split and is returned for the candidates not decided (the consumer retries them; those decided
@@ -322,6 +325,20 @@ func (p *Processor) apply(ctx context.Context, cands []postgres.Candidate, now t
 	if len(cands) == 1 {
 		poisoned[cands[0].EventID] = err
 		return nil, nil
+	}
+	// Postgres named the row it refused: apply the others without it, then it alone (its own
+	// verdict; it loses its place in the batch's allocation order, nothing else).
+	var row *postgres.RowError
+	if errors.As(err, &row) {
+		if i := slices.IndexFunc(cands, func(c postgres.Candidate) bool { return c.EventID == row.EventID }); i >= 0 {
+			rest := append(slices.Clone(cands[:i]), cands[i+1:]...)
+			decided, err := p.apply(ctx, rest, now, poisoned)
+			if err != nil {
+				return decided, err
+			}
+			alone, err := p.apply(ctx, cands[i:i+1], now, poisoned)
+			return append(decided, alone...), err
+		}
 	}
 	half := len(cands) / 2
 	first, err := p.apply(ctx, cands[:half], now, poisoned)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -159,6 +162,8 @@ RETURNING event_id::text`, group, ids)
 		// Decide in order; aggregate the allocation per SKU.
 		alloc := map[string]int64{}
 		var orders, lines, payments, allocs [][]any
+		// The candidate (event id) of each row, so a refused row names its candidate.
+		var orderOwners, lineOwners, paymentOwners, allocOwners []string
 		for _, c := range cands {
 			if !claimed[c.EventID] {
 				continue
@@ -186,6 +191,7 @@ RETURNING event_id::text`, group, ids)
 					for _, sku := range skuOrder {
 						alloc[sku] += need[sku]
 						allocs = append(allocs, []any{mustUUID(o.ID), sku, need[sku]})
+						allocOwners = append(allocOwners, c.EventID)
 					}
 				} else {
 					o.Status, o.CancelReason = "cancelled", "out_of_stock"
@@ -197,10 +203,13 @@ RETURNING event_id::text`, group, ids)
 			}
 			orders = append(orders, []any{mustUUID(o.ID), o.Status, nullIfEmpty(o.CancelReason), o.CustomerID, o.Email, o.Priority,
 				o.Currency, o.SubtotalMinor, o.ShippingMinor, o.TotalMinor, []byte(o.ShippingAddress), o.PlacedAt, o.HoldDeadline, now, now})
+			orderOwners = append(orderOwners, c.EventID)
 			for _, l := range o.Lines {
 				lines = append(lines, []any{mustUUID(o.ID), int32(l.LineNo), l.SKU, l.Name, int32(l.Quantity), l.UnitPriceMinor, nullIfEmpty(l.PromotionID)})
+				lineOwners = append(lineOwners, c.EventID)
 			}
 			payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
+			paymentOwners = append(paymentOwners, c.EventID)
 			out = append(out, Decision{OrderID: o.ID, Status: o.Status, CancelReason: o.CancelReason, PaymentID: p.ProviderID, Payment: p.Status, DecidedAt: now, New: true})
 		}
 
@@ -224,21 +233,26 @@ WHERE stock.sku = d.sku AND stock.allocated + d.n <= stock.on_hand`, aSKUs, aQty
 			}
 		}
 		copies := []struct {
-			table string
-			cols  []string
-			rows  [][]any
+			table  string
+			cols   []string
+			rows   [][]any
+			owners []string
 		}{
-			{"orders", []string{"id", "status", "cancel_reason", "customer_id", "email", "priority", "currency", "subtotal_minor", "shipping_minor", "total_minor", "shipping_address", "placed_at", "hold_deadline", "updated_at", "decided_at"}, orders},
-			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"}, lines},
-			{"payments", []string{"order_id", "provider_id", "status", "decline_code", "amount_minor", "currency"}, payments},
-			{"allocations", []string{"order_id", "sku", "quantity"}, allocs},
+			{"orders", []string{"id", "status", "cancel_reason", "customer_id", "email", "priority", "currency", "subtotal_minor", "shipping_minor", "total_minor", "shipping_address", "placed_at", "hold_deadline", "updated_at", "decided_at"}, orders, orderOwners},
+			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"}, lines, lineOwners},
+			{"payments", []string{"order_id", "provider_id", "status", "decline_code", "amount_minor", "currency"}, payments, paymentOwners},
+			{"allocations", []string{"order_id", "sku", "quantity"}, allocs, allocOwners},
 		}
 		for _, c := range copies {
 			if len(c.rows) == 0 {
 				continue
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-				return fmt.Errorf("write %s: %w", c.table, err)
+				err = fmt.Errorf("write %s: %w", c.table, err)
+				if owner, ok := copyRowOwner(err, c.table, c.owners); ok {
+					return &RowError{EventID: owner, Err: err}
+				}
+				return err
 			}
 		}
 		return nil
@@ -247,6 +261,38 @@ WHERE stock.sku = d.sku AND stock.allocated + d.n <= stock.on_hand`, aSKUs, aQty
 		return nil, fmt.Errorf("apply batch of %d for %s: %w", len(cands), group, err)
 	}
 	return out, nil
+}
+
+// RowError is a failure of a batch that Postgres attributed to the row of one candidate: COPY
+// names the line it refused (SQLSTATE 22021 for a NUL in text, for example). It is a hint for
+// isolating the candidate at fault, not a verdict: a caller confirms it by applying that
+// candidate alone.
+type RowError struct {
+	EventID string // the candidate whose row was refused
+	Err     error
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("event %s: %v", e.EventID, e.Err) }
+func (e *RowError) Unwrap() error { return e.Err }
+
+// copyLine matches the error context of a row COPY refused: "COPY orders, line 251, column ...".
+var copyLine = regexp.MustCompile(`^COPY ([a-z_]+), line ([0-9]+)`)
+
+// copyRowOwner returns the owner of the row of table that err (from a COPY into table) names.
+func copyRowOwner(err error, table string, owners []string) (string, bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return "", false
+	}
+	m := copyLine.FindStringSubmatch(pg.Where)
+	if m == nil || m[1] != table {
+		return "", false
+	}
+	n, convErr := strconv.Atoi(m[2])
+	if convErr != nil || n < 1 || n > len(owners) {
+		return "", false
+	}
+	return owners[n-1], true
 }
 
 // Decisions loads the decisions of orders already written (for redelivered events: their
