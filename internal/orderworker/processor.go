@@ -58,6 +58,7 @@ type Store interface {
 	MarkRefunded(ctx context.Context, orderID, refundID string) error
 	RecordUndo(ctx context.Context, u postgres.Undo) error
 	Undone(ctx context.Context, orderIDs []string) (map[string]postgres.Undo, error)
+	ClaimIdempotency(ctx context.Context, claims []postgres.IdempotencyClaim) (map[postgres.IdempotencyClaim]string, error)
 }
 
 // Producer publishes outcome events.
@@ -124,7 +125,9 @@ type item struct {
 	cand   postgres.Candidate
 	dec    postgres.Decision
 	undone *postgres.Undo // its capture was refunded earlier because it could not be stored
-	err    error
+	// duplicateOf is the order that claimed this order's Idempotency-Key first.
+	duplicateOf string
+	err         error
 }
 
 // batchTimeout bounds one batch's work, so a hung dependency (a Postgres that stopped
@@ -226,6 +229,13 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 		}
 	}
 
+	// Claim each fresh order's Idempotency-Key fingerprint in Postgres before any money moves:
+	// a second order for a key another order claimed is a duplicate (the api lost its
+	// idempotency record) and is cancelled without a charge.
+	if err := p.claim(ctx, fresh); err != nil {
+		return err
+	}
+
 	// Step 1: charge the fresh orders, several at a time.
 	p.charge(ctx, fresh)
 	var cands []postgres.Candidate
@@ -305,6 +315,38 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 	p.endHolds(ctx, follow)
 	p.publish(ctx, follow)
 	p.undo(ctx, poison)
+	return nil
+}
+
+// claim claims the Idempotency-Key fingerprints of items (durably, before their charge) and
+// marks the items whose fingerprint another order owns.
+func (p *Processor) claim(ctx context.Context, items []*item) error {
+	var claims []postgres.IdempotencyClaim
+	for _, it := range items {
+		if fp := it.placed.IdempotencyFingerprint; fp != "" && it.undone == nil {
+			claims = append(claims, postgres.IdempotencyClaim{APIKeyID: it.placed.APIKeyID, Fingerprint: fp, OrderID: it.placed.OrderID})
+		}
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	owners, err := p.store.ClaimIdempotency(ctx, claims)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		fp := it.placed.IdempotencyFingerprint
+		if fp == "" || it.undone != nil {
+			continue
+		}
+		owner, ok := owners[postgres.IdempotencyClaim{APIKeyID: it.placed.APIKeyID, Fingerprint: fp}]
+		switch {
+		case !ok:
+			it.err = consumer.Transient(fmt.Errorf("order %s: idempotency claim not found after claiming it", it.placed.OrderID))
+		case owner != it.placed.OrderID:
+			it.duplicateOf = owner
+		}
+	}
 	return nil
 }
 
@@ -401,6 +443,15 @@ func (p *Processor) charge(ctx context.Context, items []*item) {
 	sem := make(chan struct{}, p.concurrency)
 	var wg sync.WaitGroup
 	for _, it := range items {
+		if it.err != nil {
+			continue
+		}
+		if it.duplicateOf != "" {
+			it.cand = p.candidate(it, "cancelled", "duplicate", postgres.Payment{})
+			p.log.Warn("second order for an Idempotency-Key already claimed; cancelled as duplicate without a charge",
+				"order_id", it.placed.OrderID, "event_id", it.env.ID, "first_order_id", it.duplicateOf, "api_key_id", it.placed.APIKeyID)
+			continue
+		}
 		if u := it.undone; u != nil {
 			it.cand = p.candidate(it, "cancelled", "invalid", postgres.Payment{Status: postgres.PaymentRefunded, ProviderID: u.ChargeID, AmountMinor: u.AmountMinor, Currency: u.Currency})
 			p.log.Warn("order whose payment was undone is cancelled as invalid, not charged again", "order_id", it.placed.OrderID, "event_id", it.env.ID, "refund_id", u.RefundID)

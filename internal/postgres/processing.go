@@ -37,7 +37,7 @@ type Payment struct {
 type Candidate struct {
 	EventID string
 	Order   Order   // Status "confirmed" to allocate, or "cancelled" with CancelReason
-	Payment Payment // zero ProviderID allowed for a declined or failed payment
+	Payment Payment // zero ProviderID allowed for a declined or failed payment; zero Status: no payment row
 	Expired bool    // the hold deadline had passed: a refused allocation cancels as "expired"
 }
 
@@ -208,8 +208,10 @@ RETURNING event_id::text`, group, ids)
 				lines = append(lines, []any{mustUUID(o.ID), int32(l.LineNo), l.SKU, l.Name, int32(l.Quantity), l.UnitPriceMinor, nullIfEmpty(l.PromotionID)})
 				lineOwners = append(lineOwners, c.EventID)
 			}
-			payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
-			paymentOwners = append(paymentOwners, c.EventID)
+			if p.Status != "" { // no payment at all (a duplicate is never charged)
+				payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
+				paymentOwners = append(paymentOwners, c.EventID)
+			}
 			out = append(out, Decision{OrderID: o.ID, Status: o.Status, CancelReason: o.CancelReason, PaymentID: p.ProviderID, Payment: p.Status, DecidedAt: now, New: true})
 		}
 
@@ -449,6 +451,67 @@ FROM payment_undos WHERE order_id = ANY($1::uuid[])`, orderIDs)
 	out := make(map[string]Undo, len(undos))
 	for _, u := range undos {
 		out[u.OrderID] = u
+	}
+	return out, nil
+}
+
+// IdempotencyClaim is an order's claim of its Idempotency-Key fingerprint.
+type IdempotencyClaim struct {
+	APIKeyID    string
+	Fingerprint string
+	OrderID     string
+}
+
+// ClaimIdempotency claims each fingerprint for its order, durably (committed when it returns),
+// and returns the owner of every claimed (API key id, fingerprint): the order that claimed it
+// first, this call's order when none had. Within one call the earliest order id (UUIDv7: the
+// earliest accepted) wins. A concurrent claim of the same fingerprint is waited for, and its
+// order returned if it committed first.
+func (s *ProcessingStore) ClaimIdempotency(ctx context.Context, claims []IdempotencyClaim) (map[IdempotencyClaim]string, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	keys, fps, orders := make([]string, len(claims)), make([]string, len(claims)), make([]string, len(claims))
+	for i, c := range claims {
+		keys[i], fps[i], orders[i] = c.APIKeyID, c.Fingerprint, c.OrderID
+	}
+	// Two statements: the second one's snapshot sees a concurrent claim the first one waited for.
+	b := &pgx.Batch{}
+	b.Queue(`
+INSERT INTO idempotency_claims (api_key_id, fingerprint, order_id)
+SELECT k, f, o FROM unnest($1::text[], $2::text[], $3::uuid[]) AS c(k, f, o) ORDER BY o
+ON CONFLICT DO NOTHING`, keys, fps, orders)
+	b.Queue(`
+SELECT api_key_id, fingerprint, order_id::text FROM idempotency_claims
+WHERE (api_key_id, fingerprint) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, keys, fps)
+	out := make(map[IdempotencyClaim]string, len(claims))
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c IdempotencyClaim
+			var owner string
+			if err := rows.Scan(&c.APIKeyID, &c.Fingerprint, &owner); err != nil {
+				rows.Close()
+				return err
+			}
+			out[c] = owner
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d idempotency keys: %w", len(claims), err)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,5 +134,48 @@ func TestApplyNamesTheRefusedRow(t *testing.T) {
 	got, err := store.Undone(t.Context(), []string{u.OrderID, uuid.NewString()})
 	if err != nil || len(got) != 1 || got[u.OrderID].RefundID != "re_1" {
 		t.Fatalf("Undone: got %+v (%v), want the one undo of %s", got, err, u.OrderID)
+	}
+}
+
+// Concurrent claims of one Idempotency-Key fingerprint, and a batch holding it twice: every
+// caller learns the same owner, the earliest order id within a batch; other keys are unaffected.
+func TestClaimIdempotencyHasOneOwner(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	store := postgres.NewProcessingStore(b.pool)
+	fp := strings.Repeat("ab", 32)
+	early, late := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	owners := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range owners {
+		wg.Go(func() {
+			me := uuid.Must(uuid.NewV7()).String()
+			got, err := store.ClaimIdempotency(t.Context(), []postgres.IdempotencyClaim{{APIKeyID: "k1", Fingerprint: fp, OrderID: me}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			owners[i] = got[postgres.IdempotencyClaim{APIKeyID: "k1", Fingerprint: fp}]
+		})
+	}
+	wg.Wait()
+	for _, o := range owners {
+		if o == "" || o != owners[0] {
+			t.Fatalf("owners %v, want one and the same", owners)
+		}
+	}
+	other := strings.Repeat("cd", 32)
+	got, err := store.ClaimIdempotency(t.Context(), []postgres.IdempotencyClaim{
+		{APIKeyID: "k1", Fingerprint: other, OrderID: late}, {APIKeyID: "k1", Fingerprint: other, OrderID: early},
+		{APIKeyID: "k2", Fingerprint: fp, OrderID: late},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := got[postgres.IdempotencyClaim{APIKeyID: "k1", Fingerprint: other}]; o != early {
+		t.Errorf("owner within one batch: %s, want the earliest order %s", o, early)
+	}
+	if o := got[postgres.IdempotencyClaim{APIKeyID: "k2", Fingerprint: fp}]; o != late {
+		t.Errorf("the same fingerprint under another API key: owner %s, want its own order %s", o, late)
 	}
 }
