@@ -142,3 +142,37 @@ func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// A dead-lettered order whose capture was refunded (payment_undos) comes back, re-driven after
+// its data was repaired: it is not charged again (the provider would answer the repeated order id
+// with the first, refunded capture) but cancelled as invalid with its payment refunded, and its
+// holds released.
+func TestRedrivenOrderWhosePaymentWasUndoneIsNotChargedAgain(t *testing.T) {
+	t.Parallel()
+	s := setup(t, paysim.Config{Seed: 5}, stockAll(100))
+	var id string
+	ids := publishOrders(t, s, 3, nil)
+	id = ids[1]
+	if _, err := s.Pool.Exec(t.Context(), `INSERT INTO payment_undos (order_id, event_id, charge_id, refund_id, amount_minor, currency, error_class, error)
+		VALUES ($1, $2, 'ch_1', 're_1', 1999, 'EUR', 'permanent', 'SQLSTATE 22021')`, id, event.ID(event.TypeOrderPlaced, id)); err != nil {
+		t.Fatal(err)
+	}
+	s.Worker(t, nil)
+	s.WaitDecided(t, 3, 30*time.Second)
+	s.waitSettled(t, 30*time.Second)
+	var status, payment string
+	if err := s.Pool.QueryRow(t.Context(), `SELECT o.status || '/' || coalesce(o.cancel_reason, ''), p.status FROM orders o JOIN payments p ON p.order_id = o.id WHERE o.id = $1`, id).Scan(&status, &payment); err != nil {
+		t.Fatal(err)
+	}
+	if status != "cancelled/invalid" || payment != "refunded" {
+		t.Errorf("re-driven undone order: %s, payment %s; want cancelled/invalid, refunded", status, payment)
+	}
+	if st := s.Sim.Stats(); st.Captures != 2 || st.Requests != 2 {
+		t.Errorf("simulator: %d captures in %d requests, want 2 and 2 (the undone order is not charged)", st.Captures, st.Requests)
+	}
+	for _, sku := range skus {
+		if r, err := s.Store.Availability(t.Context(), sku); err != nil || r.Held != 0 {
+			t.Errorf("%s: held %d (%v), want 0", sku, r.Held, err)
+		}
+	}
+}
