@@ -178,18 +178,27 @@ func (c *Consumer) handle(ctx, hctx context.Context, items []item) {
 
 // isolate makes every permanent verdict of a handler call belong to its own record. A handler
 // that works a batch as a unit (one Postgres transaction) may not know which record made the
-// unit fail and gives the error to every record; dead-lettering them all would throw away a
-// whole batch for one poison record. So when more than one record of items[idx] failed
-// permanently, those records are handed to the handler again in two halves (batch order kept,
-// the first half first), and so on recursively: a record is dead-lettered only after it failed
-// permanently in a call with no other failing record, and the others are finished by the calls
-// that no longer contain it. Records the handler finished in an earlier call are not called again
-// (it decides nothing twice), and a record that comes out transient takes the ordinary retry
-// path. One poison record among n costs about 2·log2(n) more calls, each smaller than the last.
+// unit fail and gives the same error to every record; dead-lettering them all would throw away a
+// whole batch for one poison record. So when several records of items[idx] failed permanently
+// with the same error (the same message: the batch's error, not theirs), those records are
+// handed to the handler again in two halves (batch order kept, the first half first), and so on
+// recursively: such a record is dead-lettered only after it failed permanently in a call where
+// no other record shared its error, and the others are finished by the calls that no longer
+// contain it. A permanent error of its own (a message no other record of the call has) is
+// trusted as it is: calling that record again would only repeat its work. Records the handler
+// finished in an earlier call are not called again (it decides nothing twice), and a record that
+// comes out transient takes the ordinary retry path. One poison record among n costs about
+// 2·log2(n) more calls, each smaller than the last.
 func (c *Consumer) isolate(hctx context.Context, items []item, idx []int) {
-	var perm []int
+	shared := map[string]int{}
 	for _, i := range idx {
 		if items[i].err != nil && ClassOf(items[i].err) == ClassPermanent {
+			shared[items[i].err.Error()]++
+		}
+	}
+	var perm []int
+	for _, i := range idx {
+		if items[i].err != nil && ClassOf(items[i].err) == ClassPermanent && shared[items[i].err.Error()] > 1 {
 			perm = append(perm, i)
 		}
 	}

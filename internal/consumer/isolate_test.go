@@ -114,3 +114,28 @@ func TestPermanentBatchFailureIsolatesThePoisonRecords(t *testing.T) {
 		t.Errorf("isolation calls metric: got 0, want the calls made to isolate the poison records")
 	}
 }
+
+// Permanent errors of their own (each record its own message) are trusted: the records are
+// dead-lettered without being handed to the handler again (that would only repeat their work).
+func TestPermanentErrorsOfTheirOwnAreNotIsolatedAgain(t *testing.T) {
+	t.Parallel()
+	const group = "own-errors"
+	b := setup(t, "src", event.DeadLetterTopic(group))
+	recs := b.produce(t, rec("src", 0, "ok-1"), rec("src", 0, "bad-1"), rec("src", 0, "bad-2"), rec("src", 0, "ok-2"))
+	h := newRecorder(func(key string, _ int) error {
+		if key == "bad-1" || key == "bad-2" {
+			return consumer.Permanent(fmt.Errorf("%s: recipient refused", key))
+		}
+		return nil
+	})
+	b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest}, h)
+	b.waitCommitted(t, group, "src", map[int32]int64{0: int64(len(recs))})
+	for _, k := range []string{"ok-1", "bad-1", "bad-2", "ok-2"} {
+		if n := h.count(k); n != 1 {
+			t.Errorf("%s handed to the handler %d times, want 1", k, n)
+		}
+	}
+	if n := len(b.read(t, event.DeadLetterTopic(group))); n != 2 {
+		t.Errorf("%d dead letters, want 2", n)
+	}
+}
