@@ -354,11 +354,11 @@ func (p *Processor) claim(ctx context.Context, items []*item) error {
 // never be stored: Postgres refuses its data for good), it isolates the candidates at fault: when
 // Postgres named the refused row (postgres.RowError), by applying the batch without that
 // candidate and then the candidate alone; otherwise by applying the two halves separately,
-// recursively, in arrival order: the others are decided as
-// if the poison were not there, without being charged again, and each candidate that fails
-// permanently on its own is put into poisoned with its error. A transient failure stops the
-// split and is returned for the candidates not decided (the consumer retries them; those decided
-// by then are found by their processed-event rows).
+// recursively, in arrival order. The others are decided as if the poison were not there, without
+// being charged again, and each candidate that fails permanently on its own is put into poisoned
+// with its error. A transient failure stops the split and is returned for the candidates not
+// decided (the consumer retries them; those decided by then are found by their processed-event
+// rows).
 func (p *Processor) apply(ctx context.Context, cands []postgres.Candidate, now time.Time, poisoned map[string]error) ([]postgres.Decision, error) {
 	decisions, err := p.store.Apply(ctx, p.group, cands, now)
 	if err == nil || consumer.ClassOf(err) != consumer.ClassPermanent {
