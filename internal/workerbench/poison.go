@@ -20,7 +20,7 @@ import (
 )
 
 // poisonRounds is how many times each of the two poison-comparison arms runs.
-const poisonRounds = 5
+const poisonRounds = 9
 
 // poisonArms runs the clean and the poisoned batch alternately, each round on its own broker and
 // schema: PoisonBatch orders pre-filled, the worker started, and the time until every order but
