@@ -378,6 +378,28 @@ func TestDuplicateEmailAfterACrashIsByDesign(t *testing.T) {
 	}
 }
 
+// A buyer who resubmitted with the same Idempotency-Key after Redis lost it got a second order,
+// which order-worker cancelled as duplicate without a charge: not a second order of the buyer. A
+// second order cancelled for any other reason still is.
+func TestOrderCancelledAsDuplicateIsNoSecondOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reason string
+		broken []string
+	}{{"duplicate", nil}, {"invalid", []string{"I3"}}} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			cleanSale(w)
+			first := w.order(planted{status: "confirmed", sku: "BG-1", qty: 1, inPostgres: true})
+			second := w.order(planted{status: "cancelled", reason: tc.reason, sku: "BG-1", qty: 1, inPostgres: true})
+			w.exec(`UPDATE orders SET customer_id = (SELECT customer_id FROM orders WHERE id = $1) WHERE id = $2`, first, second)
+			w.settleRedis()
+			onlyBroken(t, w.check(), tc.broken...)
+		})
+	}
+}
+
 func TestPlantedDoubleCaptureDriftAndHoldAreReported(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)

@@ -38,7 +38,14 @@
 // reads its own retry topics and does not process a copy before its not-before time (it pauses
 // that retry partition until then: a tier's records are in time order). A failure in tier N goes
 // to tier N+1, after the last tier to the dead-letter topic (event.DeadLetterTopic(group)); a
-// permanent error goes there at once. The source offset is committed only after the retry or
+// permanent error goes there at once. Whether an error is permanent is what [ClassOf] says: its
+// marker, or else its nature (a Postgres data, integrity or syntax error, an undecodable event).
+// When several records of one handler call fail permanently with the same error (a handler that
+// fails a batch as a unit), the loop isolates them before dead-lettering anything: it calls the
+// handler again on halves of them until each such verdict comes from a call where no other
+// record shared the error, so one poison record costs its
+// batch a few smaller calls, not a trip through the retry tiers (isolate in batch.go). The
+// source offset is committed only after the retry or
 // dead-letter record is acknowledged, and after Config.OnDeadLetter returned nil. A panic in the
 // handler is recovered and logged with its stack; a panicking batch is re-run record by record so
 // that only the record that panics fails (transiently).

@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,6 +32,28 @@ func TestClassOf(t *testing.T) {
 		{"wrapped permanent", fmt.Errorf("decode: %w", consumer.Permanent(base)), consumer.ClassPermanent},
 		{"outer marker wins", consumer.Transient(consumer.Permanent(base)), consumer.ClassTransient},
 	}
+	pg := func(code string) error { return fmt.Errorf("write orders: %w: %w", &pgconn.PgError{Code: code}, base) }
+	tests = append(tests, []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"22021 NUL in text", pg("22021"), consumer.ClassPermanent},
+		{"22003 out of range", pg("22003"), consumer.ClassPermanent},
+		{"23514 check violation", pg("23514"), consumer.ClassPermanent},
+		{"23503 foreign key", pg("23503"), consumer.ClassPermanent},
+		{"23505 unique violation is the expected race", pg("23505"), consumer.ClassTransient},
+		{"42P01 undefined table", pg("42P01"), consumer.ClassPermanent},
+		{"40001 serialization failure", pg("40001"), consumer.ClassTransient},
+		{"40P01 deadlock", pg("40P01"), consumer.ClassTransient},
+		{"57P01 admin shutdown", pg("57P01"), consumer.ClassTransient},
+		{"08006 connection failure", pg("08006"), consumer.ClassTransient},
+		{"marker beats nature", consumer.Transient(pg("22021")), consumer.ClassTransient},
+		{"malformed event", fmt.Errorf("decode: %w: %w", event.ErrMalformed, base), consumer.ClassPermanent},
+		{"schema-invalid event", fmt.Errorf("decode: %w: %w", event.ErrInvalid, base), consumer.ClassPermanent},
+		{"json syntax", fmt.Errorf("%w: %w", &json.SyntaxError{}, base), consumer.ClassPermanent},
+		{"deadline", fmt.Errorf("%w: %w", context.DeadlineExceeded, base), consumer.ClassTransient},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

@@ -2,13 +2,17 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/event"
 )
 
 // Handler processes the records of one batch: records fetched in one poll, possibly from several
@@ -62,14 +66,48 @@ func Transient(err error) error {
 	return &classified{class: ClassTransient, err: err}
 }
 
-// ClassOf returns err's class: "permanent" if err (or an error it wraps) was marked [Permanent],
-// otherwise "transient". The outermost marker wins.
+// ClassOf returns err's class. A marker ([Permanent] or [Transient]) decides when err carries
+// one (the outermost wins); otherwise the error's nature does:
+//
+//   - a Postgres error (*pgconn.PgError) of SQLSTATE class 22 (data exception: a NUL or invalid
+//     UTF-8 in text, a value out of range), 23 (integrity constraint violation) other than 23505
+//     unique_violation, or 42 (syntax error or access rule violation) is permanent: the same
+//     statement with the same data fails the same way however often it runs. A unique violation
+//     is the race the design expects between two deliveries (the retry finds the winner's row);
+//     every other class (connection, serialization failure, deadlock, resources, operator
+//     intervention) is transient;
+//   - an undecodable or schema-invalid event (event.ErrMalformed, event.ErrInvalid,
+//     event.ErrUnknownType, a JSON syntax or type error) is permanent;
+//   - everything else is transient.
 func ClassOf(err error) string {
 	var c *classified
 	if errors.As(err, &c) {
 		return c.class
 	}
+	if permanentByNature(err) {
+		return ClassPermanent
+	}
 	return ClassTransient
+}
+
+// uniqueViolation is SQLSTATE 23505.
+const uniqueViolation = "23505"
+
+func permanentByNature(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) == 5 {
+		switch pg.Code[:2] {
+		case "22", "42":
+			return true
+		case "23":
+			return pg.Code != uniqueViolation
+		}
+		return false
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.Is(err, event.ErrMalformed) || errors.Is(err, event.ErrInvalid) || errors.Is(err, event.ErrUnknownType) ||
+		errors.As(err, &syntax) || errors.As(err, &typ)
 }
 
 // middleware wraps a Handler (watermill style). The consumer composes its own chain: metrics,

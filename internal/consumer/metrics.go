@@ -24,9 +24,11 @@ type metrics struct {
 	batchRecords  *prometheus.HistogramVec
 	handleSeconds *prometheus.HistogramVec
 	records       *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	lag           *prometheus.GaugeVec
-	lanePaused    *prometheus.GaugeVec
+	// isolationCalls counts the extra handler calls that isolate permanent failures.
+	isolationCalls *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	lag            *prometheus.GaugeVec
+	lanePaused     *prometheus.GaugeVec
 }
 
 // newMetrics registers the consumer metrics on reg (nil: unregistered). Several consumers may
@@ -48,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "orderpipe_consumer_records_total",
 			Help: "Records by outcome: done, retried (per in-place attempt), retry_topic, dead_lettered.",
 		}, []string{"group", "outcome"}),
+		isolationCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderpipe_consumer_isolation_calls_total",
+			Help: "Extra handler calls made to isolate records that failed permanently together with others (batch split in halves).",
+		}, []string{"group"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderpipe_consumer_dead_letters_total",
 			Help: "Records written to the dead-letter topic, by source topic and error class.",
@@ -72,6 +78,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.records, err = register(reg, m.records); err != nil {
+		return nil, err
+	}
+	if m.isolationCalls, err = register(reg, m.isolationCalls); err != nil {
 		return nil, err
 	}
 	if m.deadLetters, err = register(reg, m.deadLetters); err != nil {

@@ -112,9 +112,6 @@ func RunScenario(ctx context.Context, s *loadgen.Scenario, o RunOptions) (*RunRe
 		res.CheckError = err.Error()
 	}
 	res.Check = rep
-	if err := env.redisLossByDesign(ctx, res); err != nil {
-		res.CheckError = err.Error()
-	}
 	res.Summary = Summarize(res)
 	return res, nil
 }

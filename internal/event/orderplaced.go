@@ -1,6 +1,8 @@
 package event
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,21 @@ type OrderPlaced struct {
 	ShippingAddress Address     `json:"shipping_address"`
 	HoldDeadline    time.Time   `json:"hold_deadline"`
 	APIKeyID        string      `json:"api_key_id"`
+	// IdempotencyFingerprint identifies the request's Idempotency-Key within its API key
+	// ([IdempotencyFingerprint]); empty in events produced before it existed.
+	IdempotencyFingerprint string `json:"idempotency_fingerprint,omitempty"`
+}
+
+// IdempotencyFingerprint is the fingerprint of an Idempotency-Key sent with apiKeyID: the
+// lowercase hex SHA-256 of the API key id, a NUL byte and the key. order-worker claims it in
+// Postgres before any money moves, so one key never yields two charged orders, whatever Redis
+// forgot. The key itself (chosen by the client) never travels.
+func IdempotencyFingerprint(apiKeyID, idempotencyKey string) string {
+	h := sha256.New()
+	h.Write([]byte(apiKeyID))
+	h.Write([]byte{0})
+	h.Write([]byte(idempotencyKey))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // EventType returns [TypeOrderPlaced].

@@ -164,6 +164,8 @@ func handlePlaceOrder(cfg Config, svc *intake.Service) echo.HandlerFunc {
 				City: req.ShippingAddress.City, PostalCode: req.ShippingAddress.PostalCode, Country: req.ShippingAddress.Country,
 			},
 		}
+		// The idempotency middleware has checked the header.
+		in.IdempotencyFingerprint = event.IdempotencyFingerprint(in.APIKeyID, c.Request().Header.Get("Idempotency-Key"))
 		for _, l := range req.Lines {
 			in.Lines = append(in.Lines, intake.LineRequest{SKU: l.SKU, Quantity: l.Quantity})
 		}

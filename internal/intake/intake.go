@@ -154,6 +154,10 @@ type Request struct {
 	Lines      []LineRequest
 	Payment    event.Payment
 	Address    event.Address
+
+	// IdempotencyFingerprint is event.IdempotencyFingerprint of the API key and the request's
+	// Idempotency-Key; it travels in OrderPlaced (order-worker claims it before charging).
+	IdempotencyFingerprint string
 }
 
 // LineRequest is one requested line: what and how many, never a price.
@@ -411,6 +415,7 @@ func (s *Service) build(req Request, pr priced, promotional map[string]int64, at
 		HoldDeadline:    pr.holdDeadline,
 		APIKeyID:        req.APIKeyID,
 	}
+	ev.IdempotencyFingerprint = req.IdempotencyFingerprint
 	for i, l := range lines {
 		lt, _ := l.TotalMinor() // checked by order.Price
 		ev.Lines = append(ev.Lines, event.OrderLine{

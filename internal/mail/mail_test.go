@@ -133,6 +133,7 @@ func TestRenderOrderEmails(t *testing.T) {
 		{omail.KindOrderCancelled, "out_of_stock", true, "Your order 0195B7A2 was cancelled: An item sold out", []string{"sold out", "Your payment of €118.69 has been refunded"}},
 		{omail.KindOrderCancelled, "expired", true, "Your order 0195B7A2 was cancelled: The payment was not confirmed in time", []string{"reserved for you were released", "refunded"}},
 		{omail.KindOrderCancelled, "invalid", false, "Your order 0195B7A2 was cancelled: We could not process the order", []string{"could not be verified", "You have not been charged."}},
+		{omail.KindOrderCancelled, "duplicate", false, "Your order 0195B7A2 was cancelled: You had already placed this order", []string{"kept the first one", "You have not been charged."}},
 		{omail.KindOrderShipped, "", false, "Your order 0195B7A2 is on its way", []string{"has shipped with DHL", "Tracking number: 00340434161094042557", "https://track.example/00340434161094042557"}},
 	}
 	for _, c := range cases {

@@ -27,7 +27,7 @@ type Order struct {
 	Express       bool
 	Address       Address
 	PlacedAt      time.Time
-	Reason        string   // cancelled: the cancel reason (payment_declined, out_of_stock, expired, invalid)
+	Reason        string   // cancelled: the cancel reason (payment_declined, out_of_stock, expired, invalid, duplicate)
 	Refunded      bool     // cancelled: the payment was captured and has been refunded
 	Shipment      Shipment // shipped
 }
@@ -110,6 +110,9 @@ func CancelReason(code string) Reason {
 	case "invalid":
 		return Reason{"We could not process the order",
 			"Some details of the order could not be verified. Please place the order again, or contact our customer service if this happens again."}
+	case "duplicate":
+		return Reason{"You had already placed this order",
+			"This order repeated one you had placed before with the same request, so we kept the first one and cancelled this copy."}
 	}
 	return Reason{"We could not complete the order", "Please contact our customer service if you have questions."}
 }

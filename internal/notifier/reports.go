@@ -108,6 +108,11 @@ func (r *Reports) fact(env event.Envelope) (postgres.SaleFact, bool, error) {
 		if err != nil {
 			return f, false, err
 		}
+		if d.Reason == "duplicate" {
+			// A second copy of an order the buyer placed once (the first one counts): no sale,
+			// no cancellation.
+			return f, false, nil
+		}
 		f.PlacedAt, f.Currency, f.Reason, lines = d.PlacedAt, d.Currency, d.Reason, d.Lines
 	default:
 		return f, false, nil

@@ -42,6 +42,9 @@ const (
 	ReasonOutOfStock      CancelReason = "out_of_stock"
 	ReasonExpired         CancelReason = "expired"
 	ReasonInvalid         CancelReason = "invalid"
+	// ReasonDuplicate: a second order for an Idempotency-Key whose first order was already
+	// claimed (the api lost its idempotency record); nothing was charged.
+	ReasonDuplicate CancelReason = "duplicate"
 )
 
 // ErrTransition is returned for a status change the life cycle does not allow.

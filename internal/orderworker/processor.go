@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,6 +56,9 @@ type Store interface {
 	Apply(ctx context.Context, group string, cands []postgres.Candidate, now time.Time) ([]postgres.Decision, error)
 	Decisions(ctx context.Context, orderIDs []string) (map[string]postgres.Decision, error)
 	MarkRefunded(ctx context.Context, orderID, refundID string) error
+	RecordUndo(ctx context.Context, u postgres.Undo) error
+	Undone(ctx context.Context, orderIDs []string) (map[string]postgres.Undo, error)
+	ClaimIdempotency(ctx context.Context, claims []postgres.IdempotencyClaim) (map[postgres.IdempotencyClaim]string, error)
 }
 
 // Producer publishes outcome events.
@@ -79,6 +83,7 @@ type Processor struct {
 	guardRefused  prometheus.Counter
 	lateConfirms  prometheus.Counter
 	decideSeconds prometheus.Histogram
+	undone        prometheus.Counter
 }
 
 // NewProcessor builds the processor; concurrency bounds parallel gateway calls per batch.
@@ -99,6 +104,10 @@ func NewProcessor(group, source string, concurrency int, gw Gateway, holds Holds
 			Name: "orderpipe_worker_late_confirms_total",
 			Help: "Order lines confirmed after their hold had expired (units taken back out of availability).",
 		}),
+		undone: f.NewCounter(prometheus.CounterOpts{
+			Name: "orderpipe_worker_payments_undone_total",
+			Help: "Captured payments refunded because Postgres refused their order for good (its record is dead-lettered).",
+		}),
 		decideSeconds: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "orderpipe_worker_accept_to_decision_seconds",
 			Help:    "Time from the api accepting an order to order-worker deciding it.",
@@ -115,7 +124,10 @@ type item struct {
 	placed event.OrderPlaced
 	cand   postgres.Candidate
 	dec    postgres.Decision
-	err    error
+	undone *postgres.Undo // its capture was refunded earlier because it could not be stored
+	// duplicateOf is the order that claimed this order's Idempotency-Key first.
+	duplicateOf string
+	err         error
 }
 
 // batchTimeout bounds one batch's work, so a hung dependency (a Postgres that stopped
@@ -199,6 +211,31 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 		}
 	}
 
+	// An order whose capture was undone because it could not be stored (a re-driven dead
+	// letter) is not charged again: it is cancelled as invalid, its payment refunded.
+	if len(fresh) > 0 {
+		oids := make([]string, len(fresh))
+		for i, it := range fresh {
+			oids[i] = it.placed.OrderID
+		}
+		undone, err := p.store.Undone(ctx, oids)
+		if err != nil {
+			return err
+		}
+		for _, it := range fresh {
+			if u, ok := undone[it.placed.OrderID]; ok {
+				it.undone = &u
+			}
+		}
+	}
+
+	// Claim each fresh order's Idempotency-Key fingerprint in Postgres before any money moves:
+	// a second order for a key another order claimed is a duplicate (the api lost its
+	// idempotency record) and is cancelled without a charge.
+	if err := p.claim(ctx, fresh); err != nil {
+		return err
+	}
+
 	// Step 1: charge the fresh orders, several at a time.
 	p.charge(ctx, fresh)
 	var cands []postgres.Candidate
@@ -212,19 +249,25 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 
 	// Step 2: decide in Postgres, one transaction for the batch.
 	now := p.now().UTC().Truncate(time.Microsecond)
-	decisions, err := p.store.Apply(ctx, p.group, cands, now)
-	if err != nil {
-		for _, it := range deciding {
-			it.err = consumer.Transient(err)
-		}
-		deciding = nil
-	}
+	poisoned := map[string]error{}
+	decisions, err := p.apply(ctx, cands, now, poisoned)
 	decided := map[string]postgres.Decision{}
 	for _, d := range decisions {
 		decided[d.OrderID] = d
 	}
+	var poison []*item
 	for _, it := range deciding {
+		if perr, ok := poisoned[it.env.ID]; ok {
+			it.err = perr
+			poison = append(poison, it)
+			continue
+		}
 		d, ok := decided[it.placed.OrderID]
+		if !ok && err != nil {
+			// Not decided: the error is the batch's (classified by its nature by the consumer).
+			it.err = err
+			continue
+		}
 		if !ok {
 			// Another delivery claimed it concurrently: treat as redelivered.
 			redelivered = append(redelivered, it)
@@ -271,7 +314,127 @@ func (p *Processor) process(ctx context.Context, items []*item) error {
 	p.refund(ctx, follow)
 	p.endHolds(ctx, follow)
 	p.publish(ctx, follow)
+	p.undo(ctx, poison)
 	return nil
+}
+
+// claim claims the Idempotency-Key fingerprints of items (durably, before their charge) and
+// marks the items whose fingerprint another order owns.
+func (p *Processor) claim(ctx context.Context, items []*item) error {
+	var claims []postgres.IdempotencyClaim
+	for _, it := range items {
+		if fp := it.placed.IdempotencyFingerprint; fp != "" && it.undone == nil {
+			claims = append(claims, postgres.IdempotencyClaim{APIKeyID: it.placed.APIKeyID, Fingerprint: fp, OrderID: it.placed.OrderID})
+		}
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	owners, err := p.store.ClaimIdempotency(ctx, claims)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		fp := it.placed.IdempotencyFingerprint
+		if fp == "" || it.undone != nil {
+			continue
+		}
+		owner, ok := owners[postgres.IdempotencyClaim{APIKeyID: it.placed.APIKeyID, Fingerprint: fp}]
+		switch {
+		case !ok:
+			it.err = consumer.Transient(fmt.Errorf("order %s: idempotency claim not found after claiming it", it.placed.OrderID))
+		case owner != it.placed.OrderID:
+			it.duplicateOf = owner
+		}
+	}
+	return nil
+}
+
+// apply decides cands in Postgres. When the transaction fails permanently (a record that can
+// never be stored: Postgres refuses its data for good), it isolates the candidates at fault: when
+// Postgres named the refused row (postgres.RowError), by applying the batch without that
+// candidate and then the candidate alone; otherwise by applying the two halves separately,
+// recursively, in arrival order. The others are decided as if the poison were not there, without
+// being charged again, and each candidate that fails permanently on its own is put into poisoned
+// with its error. A transient failure stops the split and is returned for the candidates not
+// decided (the consumer retries them; those decided by then are found by their processed-event
+// rows).
+func (p *Processor) apply(ctx context.Context, cands []postgres.Candidate, now time.Time, poisoned map[string]error) ([]postgres.Decision, error) {
+	decisions, err := p.store.Apply(ctx, p.group, cands, now)
+	if err == nil || consumer.ClassOf(err) != consumer.ClassPermanent {
+		return decisions, err
+	}
+	if len(cands) == 1 {
+		poisoned[cands[0].EventID] = err
+		return nil, nil
+	}
+	// Postgres named the row it refused: apply the others without it, then it alone (its own
+	// verdict; it loses its place in the batch's allocation order, nothing else).
+	var row *postgres.RowError
+	if errors.As(err, &row) {
+		if i := slices.IndexFunc(cands, func(c postgres.Candidate) bool { return c.EventID == row.EventID }); i >= 0 {
+			rest := append(slices.Clone(cands[:i]), cands[i+1:]...)
+			decided, err := p.apply(ctx, rest, now, poisoned)
+			if err != nil {
+				return decided, err
+			}
+			alone, err := p.apply(ctx, cands[i:i+1], now, poisoned)
+			return append(decided, alone...), err
+		}
+	}
+	half := len(cands) / 2
+	first, err := p.apply(ctx, cands[:half], now, poisoned)
+	if err != nil {
+		return first, err
+	}
+	second, err := p.apply(ctx, cands[half:], now, poisoned)
+	return append(first, second...), err
+}
+
+// undo handles the orders Postgres refused for good (I8: no money moves for an order that
+// cannot be stored). A captured payment is refunded at once through the gateway (idempotent by
+// order id) and the refund recorded in Postgres; the holds are released (the order will not be
+// served); the item keeps its permanent error, so the consumer dead-letters its record with the
+// cause. If the refund, its record or the release fails, the item's error is transient instead:
+// the record is tried again, and every step repeats idempotently.
+func (p *Processor) undo(ctx context.Context, items []*item) {
+	for _, it := range items {
+		pl, cause := it.placed, it.err
+		if it.cand.Payment.Status == postgres.PaymentCaptured {
+			r, err := p.gateway.Refund(ctx, pl.OrderID, pl.TotalMinor, pl.Currency)
+			if err != nil {
+				it.err = consumer.Transient(fmt.Errorf("undo payment of unstorable order %s: refund: %w (order refused: %w)", pl.OrderID, err, cause))
+				continue
+			}
+			err = p.store.RecordUndo(ctx, postgres.Undo{
+				OrderID: pl.OrderID, EventID: it.env.ID, ChargeID: it.cand.Payment.ProviderID, RefundID: r.ID,
+				AmountMinor: pl.TotalMinor, Currency: pl.Currency, ErrorClass: consumer.ClassPermanent, Error: cause.Error(),
+			})
+			if err != nil {
+				it.err = consumer.Transient(fmt.Errorf("undo payment of unstorable order %s: %w (order refused: %w)", pl.OrderID, err, cause))
+				continue
+			}
+			p.undone.Inc()
+			p.log.Error("order cannot be stored; its payment was refunded and its record goes to the dead-letter topic",
+				"order_id", pl.OrderID, "event_id", it.env.ID, "charge_id", it.cand.Payment.ProviderID, "refund_id", r.ID, "err", cause)
+		}
+		skus := make([]string, len(pl.Lines))
+		for i, l := range pl.Lines {
+			skus[i] = l.SKU
+		}
+		if _, err := p.holds.Release(ctx, pl.OrderID, skus); err != nil {
+			it.err = consumer.Transient(fmt.Errorf("release holds of unstorable order %s: %w (order refused: %w)", pl.OrderID, err, cause))
+			continue
+		}
+		it.err = consumer.Permanent(fmt.Errorf("order %s cannot be stored (payment %s): %w", pl.OrderID, undoneWord(it.cand.Payment.Status), cause))
+	}
+}
+
+func undoneWord(status string) string {
+	if status == postgres.PaymentCaptured {
+		return "refunded"
+	}
+	return status + ", nothing to refund"
 }
 
 // charge calls the gateway for every item, bounded in parallel. A decline or a rejected request
@@ -280,6 +443,20 @@ func (p *Processor) charge(ctx context.Context, items []*item) {
 	sem := make(chan struct{}, p.concurrency)
 	var wg sync.WaitGroup
 	for _, it := range items {
+		if it.err != nil {
+			continue
+		}
+		if it.duplicateOf != "" {
+			it.cand = p.candidate(it, "cancelled", "duplicate", postgres.Payment{})
+			p.log.Warn("second order for an Idempotency-Key already claimed; cancelled as duplicate without a charge",
+				"order_id", it.placed.OrderID, "event_id", it.env.ID, "first_order_id", it.duplicateOf, "api_key_id", it.placed.APIKeyID)
+			continue
+		}
+		if u := it.undone; u != nil {
+			it.cand = p.candidate(it, "cancelled", "invalid", postgres.Payment{Status: postgres.PaymentRefunded, ProviderID: u.ChargeID, AmountMinor: u.AmountMinor, Currency: u.Currency})
+			p.log.Warn("order whose payment was undone is cancelled as invalid, not charged again", "order_id", it.placed.OrderID, "event_id", it.env.ID, "refund_id", u.RefundID)
+			continue
+		}
 		if err := checkTotals(it.placed); err != nil {
 			it.cand = p.candidate(it, "cancelled", "invalid", postgres.Payment{Status: postgres.PaymentFailed, AmountMinor: it.placed.TotalMinor, Currency: it.placed.Currency})
 			p.log.Warn("order cancelled as invalid", "order_id", it.placed.OrderID, "event_id", it.env.ID, "err", err)

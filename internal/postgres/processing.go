@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -34,7 +37,7 @@ type Payment struct {
 type Candidate struct {
 	EventID string
 	Order   Order   // Status "confirmed" to allocate, or "cancelled" with CancelReason
-	Payment Payment // zero ProviderID allowed for a declined or failed payment
+	Payment Payment // zero ProviderID allowed for a declined or failed payment; zero Status: no payment row
 	Expired bool    // the hold deadline had passed: a refused allocation cancels as "expired"
 }
 
@@ -159,6 +162,8 @@ RETURNING event_id::text`, group, ids)
 		// Decide in order; aggregate the allocation per SKU.
 		alloc := map[string]int64{}
 		var orders, lines, payments, allocs [][]any
+		// The candidate (event id) of each row, so a refused row names its candidate.
+		var orderOwners, lineOwners, paymentOwners, allocOwners []string
 		for _, c := range cands {
 			if !claimed[c.EventID] {
 				continue
@@ -186,6 +191,7 @@ RETURNING event_id::text`, group, ids)
 					for _, sku := range skuOrder {
 						alloc[sku] += need[sku]
 						allocs = append(allocs, []any{mustUUID(o.ID), sku, need[sku]})
+						allocOwners = append(allocOwners, c.EventID)
 					}
 				} else {
 					o.Status, o.CancelReason = "cancelled", "out_of_stock"
@@ -197,10 +203,15 @@ RETURNING event_id::text`, group, ids)
 			}
 			orders = append(orders, []any{mustUUID(o.ID), o.Status, nullIfEmpty(o.CancelReason), o.CustomerID, o.Email, o.Priority,
 				o.Currency, o.SubtotalMinor, o.ShippingMinor, o.TotalMinor, []byte(o.ShippingAddress), o.PlacedAt, o.HoldDeadline, now, now})
+			orderOwners = append(orderOwners, c.EventID)
 			for _, l := range o.Lines {
 				lines = append(lines, []any{mustUUID(o.ID), int32(l.LineNo), l.SKU, l.Name, int32(l.Quantity), l.UnitPriceMinor, nullIfEmpty(l.PromotionID)})
+				lineOwners = append(lineOwners, c.EventID)
 			}
-			payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
+			if p.Status != "" { // no payment at all (a duplicate is never charged)
+				payments = append(payments, []any{mustUUID(o.ID), nullIfEmpty(p.ProviderID), p.Status, nullIfEmpty(p.DeclineCode), p.AmountMinor, p.Currency})
+				paymentOwners = append(paymentOwners, c.EventID)
+			}
 			out = append(out, Decision{OrderID: o.ID, Status: o.Status, CancelReason: o.CancelReason, PaymentID: p.ProviderID, Payment: p.Status, DecidedAt: now, New: true})
 		}
 
@@ -224,21 +235,26 @@ WHERE stock.sku = d.sku AND stock.allocated + d.n <= stock.on_hand`, aSKUs, aQty
 			}
 		}
 		copies := []struct {
-			table string
-			cols  []string
-			rows  [][]any
+			table  string
+			cols   []string
+			rows   [][]any
+			owners []string
 		}{
-			{"orders", []string{"id", "status", "cancel_reason", "customer_id", "email", "priority", "currency", "subtotal_minor", "shipping_minor", "total_minor", "shipping_address", "placed_at", "hold_deadline", "updated_at", "decided_at"}, orders},
-			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"}, lines},
-			{"payments", []string{"order_id", "provider_id", "status", "decline_code", "amount_minor", "currency"}, payments},
-			{"allocations", []string{"order_id", "sku", "quantity"}, allocs},
+			{"orders", []string{"id", "status", "cancel_reason", "customer_id", "email", "priority", "currency", "subtotal_minor", "shipping_minor", "total_minor", "shipping_address", "placed_at", "hold_deadline", "updated_at", "decided_at"}, orders, orderOwners},
+			{"order_lines", []string{"order_id", "line_no", "sku", "name", "quantity", "unit_price_minor", "promotion_id"}, lines, lineOwners},
+			{"payments", []string{"order_id", "provider_id", "status", "decline_code", "amount_minor", "currency"}, payments, paymentOwners},
+			{"allocations", []string{"order_id", "sku", "quantity"}, allocs, allocOwners},
 		}
 		for _, c := range copies {
 			if len(c.rows) == 0 {
 				continue
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromRows(c.rows)); err != nil {
-				return fmt.Errorf("write %s: %w", c.table, err)
+				err = fmt.Errorf("write %s: %w", c.table, err)
+				if owner, ok := copyRowOwner(err, c.table, c.owners); ok {
+					return &RowError{EventID: owner, Err: err}
+				}
+				return err
 			}
 		}
 		return nil
@@ -247,6 +263,38 @@ WHERE stock.sku = d.sku AND stock.allocated + d.n <= stock.on_hand`, aSKUs, aQty
 		return nil, fmt.Errorf("apply batch of %d for %s: %w", len(cands), group, err)
 	}
 	return out, nil
+}
+
+// RowError is a failure of a batch that Postgres attributed to the row of one candidate: COPY
+// names the line it refused (SQLSTATE 22021 for a NUL in text, for example). It is a hint for
+// isolating the candidate at fault, not a verdict: a caller confirms it by applying that
+// candidate alone.
+type RowError struct {
+	EventID string // the candidate whose row was refused
+	Err     error
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("event %s: %v", e.EventID, e.Err) }
+func (e *RowError) Unwrap() error { return e.Err }
+
+// copyLine matches the error context of a row COPY refused: "COPY orders, line 251, column ...".
+var copyLine = regexp.MustCompile(`^COPY ([a-z_]+), line ([0-9]+)`)
+
+// copyRowOwner returns the owner of the row of table that err (from a COPY into table) names.
+func copyRowOwner(err error, table string, owners []string) (string, bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return "", false
+	}
+	m := copyLine.FindStringSubmatch(pg.Where)
+	if m == nil || m[1] != table {
+		return "", false
+	}
+	n, convErr := strconv.Atoi(m[2])
+	if convErr != nil || n < 1 || n > len(owners) {
+		return "", false
+	}
+	return owners[n-1], true
 }
 
 // Decisions loads the decisions of orders already written (for redelivered events: their
@@ -354,4 +402,116 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// Undo is a captured payment refunded because its order could not be stored.
+type Undo struct {
+	OrderID     string
+	EventID     string
+	ChargeID    string
+	RefundID    string
+	AmountMinor int64
+	Currency    string
+	ErrorClass  string
+	Error       string // why the order could not be stored
+	At          time.Time
+}
+
+// RecordUndo records a refund made because the order could not be stored; the first record of
+// an order wins (a repeated undo refunds nothing new: the provider answers with the first refund).
+func (s *ProcessingStore) RecordUndo(ctx context.Context, u Undo) error {
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO payment_undos (order_id, event_id, charge_id, refund_id, amount_minor, currency, error_class, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (order_id) DO NOTHING`,
+		u.OrderID, u.EventID, u.ChargeID, u.RefundID, u.AmountMinor, u.Currency, u.ErrorClass, u.Error)
+	if err != nil {
+		return fmt.Errorf("record undo of %s: %w", u.OrderID, err)
+	}
+	return nil
+}
+
+// Undone returns the undo records of those of orderIDs whose payment was refunded because the
+// order could not be stored.
+func (s *ProcessingStore) Undone(ctx context.Context, orderIDs []string) (map[string]Undo, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT order_id::text, event_id::text, charge_id, refund_id, amount_minor, currency, error_class, error, undone_at
+FROM payment_undos WHERE order_id = ANY($1::uuid[])`, orderIDs)
+	if err != nil {
+		return nil, fmt.Errorf("load undos: %w", err)
+	}
+	undos, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Undo, error) {
+		var u Undo
+		err := r.Scan(&u.OrderID, &u.EventID, &u.ChargeID, &u.RefundID, &u.AmountMinor, &u.Currency, &u.ErrorClass, &u.Error, &u.At)
+		return u, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load undos: %w", err)
+	}
+	out := make(map[string]Undo, len(undos))
+	for _, u := range undos {
+		out[u.OrderID] = u
+	}
+	return out, nil
+}
+
+// IdempotencyClaim is an order's claim of its Idempotency-Key fingerprint.
+type IdempotencyClaim struct {
+	APIKeyID    string
+	Fingerprint string
+	OrderID     string
+}
+
+// ClaimIdempotency claims each fingerprint for its order, durably (committed when it returns),
+// and returns the owner of every claimed (API key id, fingerprint): the order that claimed it
+// first, this call's order when none had. Within one call the earliest order id (UUIDv7: the
+// earliest accepted) wins. A concurrent claim of the same fingerprint is waited for, and its
+// order returned if it committed first.
+func (s *ProcessingStore) ClaimIdempotency(ctx context.Context, claims []IdempotencyClaim) (map[IdempotencyClaim]string, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	keys, fps, orders := make([]string, len(claims)), make([]string, len(claims)), make([]string, len(claims))
+	for i, c := range claims {
+		keys[i], fps[i], orders[i] = c.APIKeyID, c.Fingerprint, c.OrderID
+	}
+	// Two statements: the second one's snapshot sees a concurrent claim the first one waited for.
+	b := &pgx.Batch{}
+	b.Queue(`
+INSERT INTO idempotency_claims (api_key_id, fingerprint, order_id)
+SELECT k, f, o FROM unnest($1::text[], $2::text[], $3::uuid[]) AS c(k, f, o) ORDER BY o
+ON CONFLICT DO NOTHING`, keys, fps, orders)
+	b.Queue(`
+SELECT api_key_id, fingerprint, order_id::text FROM idempotency_claims
+WHERE (api_key_id, fingerprint) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, keys, fps)
+	out := make(map[IdempotencyClaim]string, len(claims))
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c IdempotencyClaim
+			var owner string
+			if err := rows.Scan(&c.APIKeyID, &c.Fingerprint, &owner); err != nil {
+				rows.Close()
+				return err
+			}
+			out[c] = owner
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %d idempotency keys: %w", len(claims), err)
+	}
+	return out, nil
 }

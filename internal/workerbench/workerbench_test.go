@@ -32,8 +32,11 @@ func TestSmallRun(t *testing.T) {
 	if rep.PerMessage.Orders == 0 || rep.PerMessage.Rows.Orders != int64(rep.PerMessage.Orders) {
 		t.Fatalf("per-message arm: %+v", rep.PerMessage)
 	}
+	if pa := rep.Poison; len(pa.Clean) != pa.Rounds || len(pa.Poison) != pa.Rounds || !pa.Undone {
+		t.Fatalf("poison comparison: %+v; want every round of both arms, the poison undone in each", pa)
+	}
 	md := rep.Markdown("go test")
-	for _, want := range []string{"batch design / one transaction per message", "replay inserts nothing", "| batch |"} {
+	for _, want := range []string{"batch design / one transaction per message", "replay inserts nothing", "| batch |", "one poison record in the middle"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -1,0 +1,178 @@
+package orderworker_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/consumer"
+	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/paysim"
+	"github.com/orderpipe/orderpipe/internal/redisstore"
+	"github.com/orderpipe/orderpipe/internal/workerbench"
+)
+
+// publishOrders holds stock for n orders in Redis, as the api would, and produces their
+// OrderPlaced records straight to orders.placed (the api refuses some of what tests need).
+// mutate may change the i-th order before it is published. It returns the order ids in order.
+func publishOrders(t *testing.T, s *stack, n int, mutate func(i int, p *event.OrderPlaced)) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Kafka.ListenAddrs()...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ids := make([]string, n)
+	var recs []*kgo.Record
+	for i := range n {
+		id := uuid.Must(uuid.NewV7()).String()
+		sku := skus[i%len(skus)]
+		p, _ := workerbench.Order(i, id, sku, now)
+		p.Priority = "standard"
+		p.Lines[0].Name = "Part " + sku
+		if mutate != nil {
+			mutate(i, &p)
+		}
+		if _, err := s.Store.Reserve(t.Context(), id, []redisstore.Line{{SKU: sku, Qty: 1}}, p.HoldDeadline); err != nil {
+			t.Fatal(err)
+		}
+		env, err := event.NewOrderPlaced("/test", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+		recs = append(recs, env.Record(event.TopicOrdersPlaced, []byte(id)))
+	}
+	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// An order that cannot be stored (a NUL in customer_id: Postgres refuses it with SQLSTATE 22021)
+// in the middle of 500: it is poison at once. Its capture is refunded in the same run and
+// recorded, it is dead-lettered with its cause and without a trip through the retry topics, and
+// the other 499 are decided normally.
+func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
+	t.Parallel()
+	s := setup(t, paysim.Config{Seed: 3}, stockAll(1000))
+	const n, poisonAt = 500, 250
+	ids := publishOrders(t, s, n, func(i int, p *event.OrderPlaced) {
+		if i == poisonAt {
+			p.CustomerID = "c-1001\x00x"
+		}
+	})
+	poison := ids[poisonAt]
+	// Retry tiers far beyond the test: a record classed transient would sit there.
+	s.Worker(t, map[string]string{"ORDER_WORKER_BATCH_SIZE": "500", "ORDER_WORKER_RETRY_TIERS": "10m,20m"})
+	s.WaitDecided(t, n-1, 60*time.Second)
+
+	var dlq []consumer.DeadLetter
+	deadline := time.Now().Add(30 * time.Second)
+	for len(dlq) == 0 && time.Now().Before(deadline) {
+		for _, r := range s.Records(t, event.DeadLetterTopic("order-worker")) {
+			d, err := consumer.ParseDeadLetter(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dlq = append(dlq, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(dlq) != 1 || string(dlq[0].Key) != poison {
+		t.Fatalf("dead letters %v, want exactly the poison order %s", dlq, poison)
+	}
+	if d := dlq[0]; d.Class != consumer.ClassPermanent || d.Attempts != 1 || !strings.Contains(d.Error, "22021") {
+		t.Errorf("dead letter of the poison order: class %q, attempts %d, error %q; want permanent, 1, the SQLSTATE 22021 cause", d.Class, d.Attempts, d.Error)
+	}
+	for _, topic := range []string{event.RetryTopic("order-worker", 1), event.RetryTopic("order-worker", 2)} {
+		if recs := s.Records(t, topic); len(recs) != 0 {
+			t.Errorf("%d records went to %s, want none (the poison is permanent, the rest succeed)", len(recs), topic)
+		}
+	}
+	s.WaitSettled(t, "order-worker", []string{event.TopicOrdersPlaced}, 30*time.Second)
+
+	// The other 499 are confirmed, each once; the poison order has no row.
+	out := s.outcomes(t)
+	if out["confirmed"] != n-1 || len(out) != 1 {
+		t.Errorf("outcomes %v, want %d confirmed and nothing else", out, n-1)
+	}
+	// Money: the poison order's capture was refunded, and the refund is recorded.
+	var charges struct{ Charges []paysim.Charge }
+	resp, err := http.Get(s.SimURL + "/v1/charges?order_id=" + poison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&charges)
+	resp.Body.Close()
+	if err != nil || len(charges.Charges) != 1 {
+		t.Fatalf("charges of the poison order: %v (%v), want one", charges.Charges, err)
+	}
+	charge := charges.Charges[0]
+	if charge.Status == "captured" && !charge.Refunded {
+		t.Errorf("poison order %s: captured and not refunded (I8)", poison)
+	}
+	st := s.Sim.Stats()
+	if len(st.DoubleCaptured) > 0 || st.Captures-st.Refunds != n-1 {
+		t.Errorf("simulator: %d captures, %d refunds, double %v; want %d kept captures", st.Captures, st.Refunds, st.DoubleCaptured, n-1)
+	}
+	if charge.Status == "captured" {
+		var refundID, class string
+		err := s.Pool.QueryRow(t.Context(), `SELECT refund_id, error_class FROM payment_undos WHERE order_id = $1`, poison).Scan(&refundID, &class)
+		if err != nil || refundID == "" || class != consumer.ClassPermanent {
+			t.Errorf("undo of %s: refund %q class %q (%v); want the refund recorded", poison, refundID, class, err)
+		}
+	}
+	// Its holds were released: nothing stays held.
+	for _, sku := range skus {
+		r, err := s.Store.Availability(t.Context(), sku)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Held != 0 {
+			t.Errorf("%s: %d units still held", sku, r.Held)
+		}
+	}
+	_ = fmt.Sprint
+}
+
+// A dead-lettered order whose capture was refunded (payment_undos) comes back, re-driven after
+// its data was repaired: it is not charged again (the provider would answer the repeated order id
+// with the first, refunded capture) but cancelled as invalid with its payment refunded, and its
+// holds released.
+func TestRedrivenOrderWhosePaymentWasUndoneIsNotChargedAgain(t *testing.T) {
+	t.Parallel()
+	s := setup(t, paysim.Config{Seed: 5}, stockAll(100))
+	var id string
+	ids := publishOrders(t, s, 3, nil)
+	id = ids[1]
+	if _, err := s.Pool.Exec(t.Context(), `INSERT INTO payment_undos (order_id, event_id, charge_id, refund_id, amount_minor, currency, error_class, error)
+		VALUES ($1, $2, 'ch_1', 're_1', 1999, 'EUR', 'permanent', 'SQLSTATE 22021')`, id, event.ID(event.TypeOrderPlaced, id)); err != nil {
+		t.Fatal(err)
+	}
+	s.Worker(t, nil)
+	s.WaitDecided(t, 3, 30*time.Second)
+	s.waitSettled(t, 30*time.Second)
+	var status, payment string
+	if err := s.Pool.QueryRow(t.Context(), `SELECT o.status || '/' || coalesce(o.cancel_reason, ''), p.status FROM orders o JOIN payments p ON p.order_id = o.id WHERE o.id = $1`, id).Scan(&status, &payment); err != nil {
+		t.Fatal(err)
+	}
+	if status != "cancelled/invalid" || payment != "refunded" {
+		t.Errorf("re-driven undone order: %s, payment %s; want cancelled/invalid, refunded", status, payment)
+	}
+	if st := s.Sim.Stats(); st.Captures != 2 || st.Requests != 2 {
+		t.Errorf("simulator: %d captures in %d requests, want 2 and 2 (the undone order is not charged)", st.Captures, st.Requests)
+	}
+	for _, sku := range skus {
+		if r, err := s.Store.Availability(t.Context(), sku); err != nil || r.Held != 0 {
+			t.Errorf("%s: held %d (%v), want 0", sku, r.Held, err)
+		}
+	}
+}
