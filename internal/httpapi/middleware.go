@@ -88,13 +88,12 @@ func orderIDOf(c echo.Context) string {
 func requireKey(keys *auth.Keys, scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			token, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || token == "" {
+			token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+			if !ok {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe"`)
 				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "Send an API key as 'Authorization: Bearer op_...'.")
 			}
-			key, err := keys.Authenticate(strings.TrimSpace(token))
+			key, err := keys.Authenticate(token)
 			if err != nil {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe", error="invalid_token"`)
 				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "The API key is malformed, unknown or revoked.")
@@ -106,4 +105,15 @@ func requireKey(keys *auth.Keys, scope string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// bearerToken returns the credentials of an "Authorization: Bearer <token>" header. The scheme
+// is case-insensitive (RFC 9110 section 11.1) and may be followed by more than one space.
+func bearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token := strings.TrimSpace(rest)
+	return token, token != ""
 }
