@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -75,7 +76,19 @@ func conformance(t *testing.T, next http.RoundTripper) http.RoundTripper {
 			// the GET, without a body.
 			check.Method = http.MethodGet
 		}
+		if check.URL.RawPath != "" {
+			// Match the path as the server does: segment by segment on the escaped path, so an
+			// escaped "/" stays inside its parameter; the parameters are decoded below.
+			u := *check.URL
+			u.Path, u.RawPath = check.URL.EscapedPath(), ""
+			check.URL = &u
+		}
 		route, params, err := router.FindRoute(check)
+		for k, v := range params {
+			if d, err := url.PathUnescape(v); err == nil {
+				params[k] = d
+			}
+		}
 		if err != nil {
 			if req.URL.Path == "/metrics" {
 				return resp, nil

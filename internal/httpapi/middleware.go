@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -116,4 +117,34 @@ func bearerToken(h string) (string, bool) {
 	}
 	token := strings.TrimSpace(rest)
 	return token, token != ""
+}
+
+// decodePathParams percent-decodes every path parameter exactly once, for every route. Echo's
+// router matches the raw path when the request carries an escape Go would not have written
+// (URL.RawPath is set: %3D, %2F, %33...) and then hands the parameters over still encoded; for
+// any other path it matches the decoded path, and they arrive decoded. After this middleware
+// they are the decoded value in both cases, and handlers never unescape.
+func decodePathParams() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().URL.RawPath == "" {
+				return next(c)
+			}
+			names, raw := c.ParamNames(), c.ParamValues()
+			decoded := make([]string, len(raw))
+			for i, v := range raw {
+				d, err := url.PathUnescape(v)
+				if err != nil {
+					name := "?"
+					if i < len(names) {
+						name = names[i]
+					}
+					return badRequest("The path parameter " + name + " is not valid percent-encoding.")
+				}
+				decoded[i] = d
+			}
+			c.SetParamValues(decoded...)
+			return next(c)
+		}
+	}
 }
