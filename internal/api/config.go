@@ -35,7 +35,7 @@ type Settings struct {
 	ShippingExpressMinor  int64         `env:"SHIPPING_EXPRESS_MINOR" envDefault:"990" help:"shipping fee of express orders, in minor units"`
 	LowStock              int64         `env:"LOW_STOCK_THRESHOLD" envDefault:"5" help:"availability at or below this is reported as low_stock"`
 	InventoryMaxAge       time.Duration `env:"INVENTORY_CACHE_MAX_AGE" envDefault:"2s" help:"Cache-Control max-age of GET /v1/inventory/{sku}"`
-	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog, API key and trade account caches reload from Postgres"`
+	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog, API key, trade account and warehouse caches reload from Postgres"`
 	SoldOutGate           string        `env:"SOLDOUT_GATE" envDefault:"after-idempotency" help:"where orders for SKUs known to be sold out are refused: after-idempotency (a retried accepted order always gets its 202) or before-idempotency (no Redis call; a client retrying a lost 202 after the sell-out may be told 409)"`
 	ProductsMaxAge        time.Duration `env:"PRODUCTS_CACHE_MAX_AGE" envDefault:"5s" help:"Cache-Control max-age of GET /v1/products and /v1/products/{sku} (never past the next price change in the answer)"`
 	PromoSchedulerTick    time.Duration `env:"PROMO_SCHEDULER_INTERVAL" envDefault:"1s" help:"how often the promotion scheduler (active in one api at a time, Redis lock) republishes price timelines whose promotion windows ended"`
