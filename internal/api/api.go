@@ -174,7 +174,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	processing := postgres.NewProcessingStore(pool)
 	reports := postgres.NewReportStore(pool)
 	var draining atomic.Bool
-	e := httpapi.New(httpapi.Config{
+	e, err := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
@@ -246,6 +246,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Registry: reg,
 		Gatherer: reg,
 	})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"bytes"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/orderpipe/orderpipe/internal/auth"
+	"github.com/orderpipe/orderpipe/internal/postgres"
 )
 
 // The auth scheme is case-insensitive (RFC 9110 section 11.1): "bearer", "BEARER" and "Bearer"
@@ -104,6 +110,89 @@ func TestPathParametersAreDecodedOnce(t *testing.T) {
 		}
 		if r := b.do(t, http.MethodDelete, "/v1/trade-accounts/"+tt.raw, b.account, nil, nil); r.status != http.StatusNoContent {
 			t.Errorf("DELETE /v1/trade-accounts/%s: %d %s, want 204", tt.raw, r.status, r.body)
+		}
+	}
+}
+
+// newKey creates an API key with scopes and waits until the api's key cache knows it (the
+// bundle must run with a short CATALOG_REFRESH_INTERVAL).
+func newKey(t *testing.T, b *bundle, path string, scopes ...string) string {
+	t.Helper()
+	tok, k, err := auth.Generate("test", scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.NewKeyStore(b.pool).Create(t.Context(), postgres.APIKey{ID: k.ID, Name: k.Name, SecretHash: k.SecretHash, Scopes: k.Scopes}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for b.do(t, http.MethodGet, path, tok, nil, nil).status == http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the api did not learn the new key")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return tok
+}
+
+// Every query parameter of every route is held to its limits in schemas/openapi.yaml: a value out
+// of range, too long, not in the enum, of the wrong type or given twice is 400 bad-request naming
+// the parameter, and a cursor the api did not issue is 400 too (it used to read as an empty page).
+func TestQueryParametersWithinOpenAPILimits(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{env: map[string]string{"CATALOG_REFRESH_INTERVAL": "100ms"}})
+	reports := newKey(t, b, "/v1/reports/sales", auth.ScopeReportsRead)
+	long := strings.Repeat("c", 1000)
+	tests := []struct {
+		path, token string
+		field       string // "" when the handler refuses it (a well-formed cursor it did not issue)
+	}{
+		{"/v1/products?cursor=garbage", "", ""},
+		{"/v1/products?cursor=" + url.QueryEscape("not base64!"), "", "cursor"},
+		{"/v1/products?category=" + long, "", "category"},
+		{"/v1/products?category=", "", "category"},
+		{"/v1/products?brand=" + strings.Repeat("b", 101), "", "brand"},
+		{"/v1/products?limit=0", "", "limit"},
+		{"/v1/products?limit=201", "", "limit"},
+		{"/v1/products?limit=ten", "", "limit"},
+		{"/v1/products?category=brakes&category=filters", "", "category"},
+		{"/v1/products?fields=" + strings.Repeat("name,", 60), "", "fields"},
+		{"/v1/products/BRK-PAD-1001?fields=" + strings.Repeat("name,", 60), "", "fields"},
+		{"/v1/promotions?status=soon", b.catalog, "status"},
+		{"/v1/reports/promotions?promotion_id=" + url.QueryEscape("Winter Sale"), reports, "promotion_id"},
+		{"/v1/reports/sales?group_by=week", reports, "group_by"},
+		{"/v1/reports/sales?limit=1001", reports, "limit"},
+		{"/v1/reports/sales?from=yesterday", reports, "from"},
+		{"/v1/reports/sales?cursor=garbage", reports, ""},
+	}
+	for _, tt := range tests {
+		r := b.do(t, http.MethodGet, tt.path, tt.token, nil, nil)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("GET %.80s: %d %.200s, want 400", tt.path, r.status, r.body)
+			continue
+		}
+		p := r.problem(t)
+		if p.Type != "https://orderpipe.dev/problems/bad-request" {
+			t.Errorf("GET %.80s: problem type %s, want bad-request", tt.path, p.Type)
+		}
+		if tt.field != "" && p.fields()[tt.field] == "" {
+			t.Errorf("GET %.80s: problem names %v, want %s", tt.path, p.fields(), tt.field)
+		}
+		if bytes.Contains(r.body, []byte(long)) {
+			t.Errorf("GET %.80s: the answer repeats the 1,000-character value", tt.path)
+		}
+	}
+	for _, path := range []string{
+		"/v1/products?category=brakes&brand=Bosch&limit=2&fields=name,%20price_minor",
+		"/v1/products?utm_source=newsletter", // parameters the route does not define are ignored
+		"/v1/promotions?status=live",
+	} {
+		tok := ""
+		if strings.HasPrefix(path, "/v1/promotions") {
+			tok = b.catalog
+		}
+		if r := b.do(t, http.MethodGet, path, tok, nil, nil); r.status != http.StatusOK {
+			t.Errorf("GET %s: %d %s, want 200", path, r.status, r.body)
 		}
 	}
 }

@@ -11,8 +11,10 @@ import (
 )
 
 // addRoutes is the whole API surface at a glance: path, scope, middleware.
-func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics) {
-	e.Use(middleware.Recover(), middleware.RequestID(), m.middleware(), decodePathParams())
+func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics, query queryRules) {
+	// After routing, for every route: path parameters decoded once, query parameters within the
+	// limits of schemas/openapi.yaml (query.go).
+	e.Use(middleware.Recover(), middleware.RequestID(), m.middleware(), decodePathParams(), query.checkQuery())
 	// Every GET route answers HEAD too (RFC 9110 section 9.3.2): the same handler and headers;
 	// net/http drops the body.
 	get := func(path string, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) {

@@ -75,10 +75,14 @@ type Deps struct {
 }
 
 // New builds the Echo server with every route.
-func New(cfg Config, d Deps) *echo.Echo {
+func New(cfg Config, d Deps) (*echo.Echo, error) {
+	rules, err := loadQueryRules()
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	addRoutes(e, cfg, d, newMetrics(d.Registry))
-	return e
+	addRoutes(e, cfg, d, newMetrics(d.Registry), rules)
+	return e, nil
 }
