@@ -201,7 +201,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			if err != nil || !ok {
 				return nil, err
 			}
-			return &intake.DeadLetter{ErrorClass: d.ErrorClass, Error: d.Error, At: d.At}, nil
+			return intake.NewDeadLetter(d.ErrorClass, d.At), nil // d.Error stays with ops
 		},
 		SaveProduct: func(ctx context.Context, p catalog.Product) (catalog.Product, error) {
 			row, err := catalogStore.Upsert(ctx, productToRow(p))

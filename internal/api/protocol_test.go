@@ -196,3 +196,52 @@ func TestQueryParametersWithinOpenAPILimits(t *testing.T) {
 		}
 	}
 }
+
+// GET of a dead-lettered order shows a stable error class and a short public message, never
+// the internal error (here a Postgres error with its SQLSTATE): that stays with ops.
+func TestDeadLetteredOrderShowsNoInternals(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	ctx := t.Context()
+	var ids []string
+	for range 3 {
+		r := b.place(t, uuid.NewString(), orderBody("BRK-PAD-1001", 1))
+		var a struct {
+			OrderID string `json:"order_id"`
+		}
+		r.json(t, &a)
+		ids = append(ids, a.OrderID)
+	}
+	const internal = `apply batch: write orders: ERROR: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`
+	store := postgres.NewProcessingStore(b.pool)
+	for i, class := range []string{"permanent", "transient", "something-new"} {
+		if err := store.RecordDeadLetter(ctx, postgres.DeadLetter{
+			OrderID: ids[i], EventID: "ev-" + ids[i], SourceTopic: "orders.placed", ErrorClass: class, Error: internal,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []string{"permanent", "transient", "permanent"} {
+		r := b.do(t, http.MethodGet, "/v1/orders/"+ids[i], b.reader, nil, nil)
+		var v struct {
+			Status     string `json:"status"`
+			DeadLetter *struct {
+				ErrorClass string    `json:"error_class"`
+				Error      string    `json:"error"`
+				At         time.Time `json:"at"`
+			} `json:"dead_letter"`
+		}
+		r.json(t, &v)
+		if r.status != http.StatusOK || v.Status != "pending" || v.DeadLetter == nil {
+			t.Fatalf("GET dead-lettered order: %d %s", r.status, r.body)
+		}
+		if v.DeadLetter.ErrorClass != want || v.DeadLetter.Error == "" || v.DeadLetter.At.IsZero() {
+			t.Errorf("dead_letter %+v, want class %s, a message and a time", *v.DeadLetter, want)
+		}
+		for _, leak := range []string{"SQLSTATE", "UTF8", "0x00", "apply batch", "something-new"} {
+			if strings.Contains(string(r.body), leak) {
+				t.Errorf("the answer shows internals (%q): %s", leak, r.body)
+			}
+		}
+	}
+}
