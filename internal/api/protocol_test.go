@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +245,43 @@ func TestDeadLetteredOrderShowsNoInternals(t *testing.T) {
 				t.Errorf("the answer shows internals (%q): %s", leak, r.body)
 			}
 		}
+	}
+}
+
+// Every answer of a rate-limited route carries the IETF RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers): the policy (quota q in window w seconds), what is left
+// (r) and when it resets (t); a refusal says r=0 with t equal to its Retry-After.
+func TestRateLimitHeaderFields(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{env: map[string]string{"RATE_LIMIT_PER_SECOND": "1", "RATE_LIMIT_BURST": "3"}})
+	field := regexp.MustCompile(`^"default";r=(\d+);t=(\d+)$`)
+	path := "/v1/orders/" + uuid.NewString()
+	var limited response
+	for i := range 6 {
+		r := b.do(t, http.MethodGet, path, b.reader, nil, nil)
+		if got := r.header.Get("RateLimit-Policy"); got != `"default";q=3;w=3` {
+			t.Fatalf("request %d (%d): RateLimit-Policy %q, want \"default\";q=3;w=3", i, r.status, got)
+		}
+		m := field.FindStringSubmatch(r.header.Get("RateLimit"))
+		if m == nil {
+			t.Fatalf("request %d (%d): RateLimit %q, want \"default\";r=<n>;t=<n>", i, r.status, r.header.Get("RateLimit"))
+		}
+		if r.status == http.StatusTooManyRequests {
+			if m[1] != "0" || m[2] != r.header.Get("Retry-After") || m[2] == "0" {
+				t.Fatalf("refusal: RateLimit %q, Retry-After %q; want r=0 and t equal to Retry-After", r.header.Get("RateLimit"), r.header.Get("Retry-After"))
+			}
+			limited = r
+			break
+		}
+		if want := strconv.Itoa(2 - i); r.status != http.StatusNotFound || m[1] != want || m[2] == "0" {
+			t.Fatalf("request %d: %d, RateLimit %q; want 404 with r=%s and t > 0", i, r.status, r.header.Get("RateLimit"), want)
+		}
+	}
+	if limited.status != http.StatusTooManyRequests {
+		t.Fatal("6 requests against a burst of 3 at 1/s were never limited")
+	}
+	// Routes without a limit say nothing about one.
+	if r := b.do(t, http.MethodGet, "/v1/products", "", nil, nil); r.header.Get("RateLimit") != "" || r.header.Get("RateLimit-Policy") != "" {
+		t.Fatalf("GET /v1/products: RateLimit %q, RateLimit-Policy %q; want neither", r.header.Get("RateLimit"), r.header.Get("RateLimit-Policy"))
 	}
 }

@@ -39,7 +39,7 @@ type Store interface {
 	BeginIdempotent(ctx context.Context, scope, key, bodyHash, newID string, lease, ttl time.Duration, now time.Time) (redisstore.IdemBegin, error)
 	FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte, snaps ...redisstore.Snapshot) error
 	AbortIdempotent(ctx context.Context, scope, key string) error
-	Allow(ctx context.Context, scope string, ratePerSec, burst int) (bool, time.Duration, error)
+	Allow(ctx context.Context, scope string, ratePerSec, burst int) (redisstore.RateResult, error)
 	Availability(ctx context.Context, sku string) (redisstore.Stock, error)
 	PendingOrder(ctx context.Context, orderID string) ([]byte, bool, error)
 	PromoSold(ctx context.Context, sku, promotionID string) (int64, error)
