@@ -173,11 +173,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	stock := postgres.NewStockStore(pool)
 	processing := postgres.NewProcessingStore(pool)
 	reports := postgres.NewReportStore(pool)
+	proxies, err := cfg.trustedProxies() // validated at start
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool
 	e, err := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
+		AuthFailureRate: cfg.AuthFailureRate, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: proxies,
 		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate, ProductsMaxAge: cfg.ProductsMaxAge,
 	}, httpapi.Deps{
 		Prices: prices, Promotions: promos,

@@ -285,3 +285,84 @@ func TestRateLimitHeaderFields(t *testing.T) {
 		t.Fatalf("GET /v1/products: RateLimit %q, RateLimit-Policy %q; want neither", r.header.Get("RateLimit"), r.header.Get("RateLimit-Policy"))
 	}
 }
+
+// 3,000 requests without a key or with a wrong one, from one address: after the burst they are
+// answered 429 (too-many-auth-failures, Retry-After, RateLimit fields) instead of 401, almost all
+// from memory without a Redis round trip, and never with a Postgres query (keys are checked in
+// process). A valid key from the same address is not refused, and X-Forwarded-For does not let a
+// client pick another address unless API_TRUSTED_PROXIES says its peer is a load balancer.
+func TestFailedAuthenticationIsRateLimitedPerAddress(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{env: map[string]string{"AUTH_FAILURE_RATE_PER_SECOND": "1", "AUTH_FAILURE_BURST": "20"}})
+	path := "/v1/orders/" + uuid.NewString()
+	plain := &http.Client{Timeout: 5 * time.Second}
+	flood := func(url string, n int, xff string) (unauthorized, limited int) {
+		t.Helper()
+		for i := range n {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 1 {
+				req.Header.Set("Authorization", "Bearer op_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+			}
+			if xff != "" {
+				req.Header.Set("X-Forwarded-For", xff)
+			}
+			resp, err := plain.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				unauthorized++
+			case http.StatusTooManyRequests:
+				limited++
+			default:
+				t.Fatalf("request %d: %d, want 401 or 429", i, resp.StatusCode)
+			}
+		}
+		return unauthorized, limited
+	}
+	start := time.Now()
+	unauthorized, limited := flood(b.url, 3000, "")
+	// The burst, plus one per second the flood took, plus slack for rounding.
+	if most := 20 + int(time.Since(start).Seconds()) + 2; unauthorized > most || limited != 3000-unauthorized {
+		t.Fatalf("3,000 failed authentications in %s: %d answered 401, %d 429; want at most %d 401", time.Since(start).Round(time.Millisecond), unauthorized, limited, most)
+	}
+	t.Logf("3,000 failed authentications in %s: %d x 401, %d x 429", time.Since(start).Round(time.Millisecond), unauthorized, limited)
+
+	r := b.do(t, http.MethodGet, path, "", map[string]string{"X-Forwarded-For": "203.0.113.9"}, nil)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("with X-Forwarded-For: %d, want 429 (the header is not trusted by default)", r.status)
+	}
+	if p := r.problem(t); p.Type != "https://orderpipe.dev/problems/too-many-auth-failures" {
+		t.Fatalf("problem type %s, want too-many-auth-failures", p.Type)
+	}
+	ra := r.header.Get("Retry-After")
+	if ra == "" || ra == "0" || r.header.Get("RateLimit") != `"auth-failures";r=0;t=`+ra || r.header.Get("RateLimit-Policy") != `"auth-failures";q=20;w=20` {
+		t.Fatalf("Retry-After %q, RateLimit %q, RateLimit-Policy %q; want r=0 with t = Retry-After, q=20;w=20", ra, r.header.Get("RateLimit"), r.header.Get("RateLimit-Policy"))
+	}
+	if r := b.do(t, http.MethodGet, path, b.reader, nil, nil); r.status != http.StatusNotFound {
+		t.Fatalf("a valid key from the limited address: %d, want 404 (authenticated)", r.status)
+	}
+	m := b.do(t, http.MethodGet, "/metrics", "", nil, nil)
+	memory := regexp.MustCompile(`orderpipe_http_auth_failures_total\{outcome="limited_memory"\} (\d+)`).FindSubmatch(m.body)
+	if memory == nil {
+		t.Fatal("/metrics lacks orderpipe_http_auth_failures_total{outcome=\"limited_memory\"}")
+	}
+	if n, _ := strconv.Atoi(string(memory[1])); n < limited-int(time.Since(start).Seconds())-5 {
+		t.Fatalf("%d of %d refusals answered from memory, want all but about one per second", n, limited)
+	}
+
+	// Behind a trusted load balancer the client is the X-Forwarded-For address: one client's
+	// failures do not limit another's.
+	lb := setup(t, setupOpts{env: map[string]string{"AUTH_FAILURE_RATE_PER_SECOND": "1", "AUTH_FAILURE_BURST": "5", "API_TRUSTED_PROXIES": "127.0.0.1/32"}})
+	if _, limited := flood(lb.url, 20, "198.51.100.7"); limited == 0 {
+		t.Fatal("20 failures of 198.51.100.7 behind a trusted proxy were never limited")
+	}
+	if u, l := flood(lb.url, 1, "203.0.113.9"); u != 1 || l != 0 {
+		t.Fatalf("another client behind the same proxy: %d x 401, %d x 429; want its own budget (401)", u, l)
+	}
+}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,10 +14,11 @@ import (
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	limited     *prometheus.CounterVec
-	soldOutGate prometheus.Counter
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	limited      *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	soldOutGate  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orderpipe_http_rate_limited_total",
 			Help: "Requests refused with 429 by the per-key rate limit, by where the refusal came from: redis (the shared limit said no) or memory (within the wait Redis gave for that key).",
 		}, []string{"source"}),
+		authFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderpipe_http_auth_failures_total",
+			Help: "Requests that failed authentication (no, malformed, unknown or revoked API key), by outcome: unauthorized (401), or 429 because the client address is over its failure limit, by where that came from: limited_redis (the shared limit said no) or limited_memory (within the wait Redis gave the address).",
+		}, []string{"outcome"}),
 		soldOutGate: f.NewCounter(prometheus.CounterOpts{
 			Name: "orderpipe_http_soldout_gate_total",
 			Help: "Orders refused with 409 by the sold-out gate before the idempotency protocol (SOLDOUT_GATE=before-idempotency).",
@@ -82,30 +86,6 @@ func keyOf(c echo.Context) auth.Key {
 func orderIDOf(c echo.Context) string {
 	id, _ := c.Get(orderIDCtxKey).(string)
 	return id
-}
-
-// requireKey authenticates the bearer API key from the in-process cache and checks its scope:
-// 401 without a valid key, 403 without the scope.
-func requireKey(keys *auth.Keys, scope string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			token, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
-			if !ok {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe"`)
-				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "Send an API key as 'Authorization: Bearer op_...'.")
-			}
-			key, err := keys.Authenticate(token)
-			if err != nil {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe", error="invalid_token"`)
-				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "The API key is malformed, unknown or revoked.")
-			}
-			if !key.Has(scope) {
-				return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "The API key lacks the scope "+scope+".")
-			}
-			c.Set(keyCtxKey, key)
-			return next(c)
-		}
-	}
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer <token>" header. The scheme

@@ -35,9 +35,10 @@ func addRoutes(e *echo.Echo, cfg Config, d Deps, m *metrics, query queryRules) {
 	get("/v1/products", handleListProducts(d.Catalog, cr), gz)
 	get("/v1/products/:sku", handleGetProduct(d.Catalog, cr), gz)
 
-	limit := rateLimit(cfg, d.Store, m, d.Log) // one denial memory for every route: the limit is per key
+	limit := rateLimit(cfg, d.Store, m, d.Log)                // one denial memory for every route: the limit is per key
+	authn := newAuthenticator(cfg, d.Keys, d.Store, m, d.Log) // failed authentications limited per address (authn.go)
 	authed := func(scope string) []echo.MiddlewareFunc {
-		return []echo.MiddlewareFunc{requireKey(d.Keys, scope), limit}
+		return []echo.MiddlewareFunc{authn.require(scope), limit}
 	}
 	// Checkout. The sold-out gate runs before the idempotency protocol only when configured so
 	// (SOLDOUT_GATE=before-idempotency); by default the intake path checks it (soldoutgate.go).

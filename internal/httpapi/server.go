@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,7 +30,10 @@ type Config struct {
 	SoldOutGate      string        // GateAfterIdempotency or GateBeforeIdempotency
 	RateLimit        int           // requests per second per API key
 	RateBurst        int
-	LowStock         int64 // at or below this, availability says low_stock
+	AuthFailureRate  int // failed authentications per second per client address (0: no limit)
+	AuthFailureBurst int
+	TrustedProxies   []*net.IPNet // whose X-Forwarded-For names the client (none: the TCP peer is the client)
+	LowStock         int64        // at or below this, availability says low_stock
 	InventoryMaxAge  time.Duration
 	ProductsMaxAge   time.Duration // Cache-Control max-age of catalog reads (cut at the next price change)
 }
@@ -83,6 +87,7 @@ func New(cfg Config, d Deps) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	addRoutes(e, cfg, d, newMetrics(d.Registry), rules)
 	return e, nil
 }
