@@ -34,6 +34,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/pricing"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 	"github.com/orderpipe/orderpipe/internal/tradeaccounts"
+	"github.com/orderpipe/orderpipe/internal/warehouses"
 )
 
 // Run runs the api until ctx ends. args are the command-line arguments after the program name
@@ -118,6 +119,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return ids, nil
 	})
+	inventory := postgres.NewInventoryStore(pool)
+	registry := warehouses.New(func(ctx context.Context) ([]warehouses.Warehouse, error) {
+		ws, err := inventory.Warehouses(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]warehouses.Warehouse, len(ws))
+		for i, w := range ws {
+			out[i] = warehouses.Warehouse{ID: w.ID, Secret: w.Secret}
+		}
+		return out, nil
+	})
+	if err := registry.Refresh(ctx); err != nil {
+		return err
+	}
 	if err := cat.Refresh(ctx); err != nil {
 		return err
 	}
@@ -156,13 +172,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	orders := postgres.NewOrderStore(pool)
 	stock := postgres.NewStockStore(pool)
 	processing := postgres.NewProcessingStore(pool)
-	inventory := postgres.NewInventoryStore(pool)
 	reports := postgres.NewReportStore(pool)
+	proxies, err := cfg.trustedProxies() // validated at start
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool
-	e := httpapi.New(httpapi.Config{
+	e, err := httpapi.New(httpapi.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, MaxLines: cfg.MaxLines, MaxQuantity: cfg.MaxQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, IdempotencyLease: cfg.IdempotencyLease, PendingTTL: cfg.PendingTTL,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, LowStock: cfg.LowStock,
+		AuthFailureRate: cfg.AuthFailureRate, AuthFailureBurst: cfg.AuthFailureBurst, TrustedProxies: proxies,
 		InventoryMaxAge: cfg.InventoryMaxAge, SoldOutGate: cfg.SoldOutGate, ProductsMaxAge: cfg.ProductsMaxAge,
 	}, httpapi.Deps{
 		Prices: prices, Promotions: promos,
@@ -186,7 +206,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			if err != nil || !ok {
 				return nil, err
 			}
-			return &intake.DeadLetter{ErrorClass: d.ErrorClass, Error: d.Error, At: d.At}, nil
+			return intake.NewDeadLetter(d.ErrorClass, d.At), nil // d.Error stays with ops
 		},
 		SaveProduct: func(ctx context.Context, p catalog.Product) (catalog.Product, error) {
 			row, err := catalogStore.Upsert(ctx, productToRow(p))
@@ -204,7 +224,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return productFromRow(row), nil
 		},
 		Warehouse: httpapi.WarehouseDeps{
-			Secret: inventory.WebhookSecret,
+			Secret: registry.Secret,
 			Publish: func(ctx context.Context, recs []*kgo.Record) error {
 				ctx, cancel := context.WithTimeout(ctx, cfg.KafkaProduceTimeout)
 				defer cancel()
@@ -231,6 +251,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Registry: reg,
 		Gatherer: reg,
 	})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -278,6 +301,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}, func(error) { stopRefresh() })
 		g.Add(func() error {
 			return trade.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("trade account refresh", "err", err) })
+		}, func(error) { stopRefresh() })
+		g.Add(func() error {
+			return registry.Run(refreshCtx, cfg.CatalogRefresh, func(err error) { log.Warn("warehouse registry refresh", "err", err) })
 		}, func(error) { stopRefresh() })
 		g.Add(func() error { return view.Run(refreshCtx, store.SubscribeStockChanged) }, func(error) { stopRefresh() })
 		g.Add(func() error { return prices.Run(refreshCtx, cfg.CatalogRefresh, store.SubscribePricesChanged) }, func(error) { stopRefresh() })

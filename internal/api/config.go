@@ -1,6 +1,9 @@
 package api
 
 import (
+	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/orderpipe/orderpipe/internal/config"
@@ -30,12 +33,15 @@ type Settings struct {
 	IdempotencyLease      time.Duration `env:"IDEMPOTENCY_LEASE" envDefault:"30s" help:"how long an in-flight request owns its Idempotency-Key before a retry may take over"`
 	RateLimit             int           `env:"RATE_LIMIT_PER_SECOND" envDefault:"500" help:"requests per second per API key (0 disables)"`
 	RateBurst             int           `env:"RATE_LIMIT_BURST" envDefault:"1000" help:"burst of requests per API key above the steady rate"`
+	AuthFailureRate       int           `env:"AUTH_FAILURE_RATE_PER_SECOND" envDefault:"1" help:"failed authentications (no, malformed, unknown or revoked API key) per second per client address before they are answered 429 instead of 401 (0 disables; valid keys are never refused by it)"`
+	AuthFailureBurst      int           `env:"AUTH_FAILURE_BURST" envDefault:"20" help:"burst of failed authentications per client address above AUTH_FAILURE_RATE_PER_SECOND"`
+	TrustedProxies        []string      `env:"API_TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of load balancers whose X-Forwarded-For names the client address (empty: the TCP peer is the client; never trust what clients can reach directly)"`
 	Currency              string        `env:"SHOP_CURRENCY" envDefault:"EUR" help:"ISO 4217 currency the shop sells in; catalog prices must use it"`
 	ShippingStandardMinor int64         `env:"SHIPPING_STANDARD_MINOR" envDefault:"0" help:"shipping fee of standard orders, in minor units"`
 	ShippingExpressMinor  int64         `env:"SHIPPING_EXPRESS_MINOR" envDefault:"990" help:"shipping fee of express orders, in minor units"`
 	LowStock              int64         `env:"LOW_STOCK_THRESHOLD" envDefault:"5" help:"availability at or below this is reported as low_stock"`
 	InventoryMaxAge       time.Duration `env:"INVENTORY_CACHE_MAX_AGE" envDefault:"2s" help:"Cache-Control max-age of GET /v1/inventory/{sku}"`
-	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog, API key and trade account caches reload from Postgres"`
+	CatalogRefresh        time.Duration `env:"CATALOG_REFRESH_INTERVAL" envDefault:"5s" help:"how often the in-process catalog, API key, trade account and warehouse caches reload from Postgres"`
 	SoldOutGate           string        `env:"SOLDOUT_GATE" envDefault:"after-idempotency" help:"where orders for SKUs known to be sold out are refused: after-idempotency (a retried accepted order always gets its 202) or before-idempotency (no Redis call; a client retrying a lost 202 after the sell-out may be told 409)"`
 	ProductsMaxAge        time.Duration `env:"PRODUCTS_CACHE_MAX_AGE" envDefault:"5s" help:"Cache-Control max-age of GET /v1/products and /v1/products/{sku} (never past the next price change in the answer)"`
 	PromoSchedulerTick    time.Duration `env:"PROMO_SCHEDULER_INTERVAL" envDefault:"1s" help:"how often the promotion scheduler (active in one api at a time, Redis lock) republishes price timelines whose promotion windows ended"`
@@ -65,6 +71,11 @@ func (s *Settings) Validate() error {
 	check(s.IdempotencyLease >= time.Second && s.IdempotencyLease < s.IdempotencyTTL, "IDEMPOTENCY_LEASE", "want 1s up to IDEMPOTENCY_TTL, got %s", s.IdempotencyLease)
 	check(s.RateLimit >= 0, "RATE_LIMIT_PER_SECOND", "want 0 or more, got %d", s.RateLimit)
 	check(s.RateBurst >= 1, "RATE_LIMIT_BURST", "want at least 1, got %d", s.RateBurst)
+	check(s.AuthFailureRate >= 0, "AUTH_FAILURE_RATE_PER_SECOND", "want 0 or more, got %d", s.AuthFailureRate)
+	check(s.AuthFailureBurst >= 1, "AUTH_FAILURE_BURST", "want at least 1, got %d", s.AuthFailureBurst)
+	if _, err := s.trustedProxies(); err != nil {
+		errs = append(errs, config.Errorf("API_TRUSTED_PROXIES", "%v", err))
+	}
 	check(len(s.Currency) == 3, "SHOP_CURRENCY", "want an ISO 4217 code such as EUR, got %q", s.Currency)
 	check(s.ShippingStandardMinor >= 0, "SHIPPING_STANDARD_MINOR", "want 0 or more, got %d", s.ShippingStandardMinor)
 	check(s.ShippingExpressMinor >= 0, "SHIPPING_EXPRESS_MINOR", "want 0 or more, got %d", s.ShippingExpressMinor)
@@ -77,4 +88,20 @@ func (s *Settings) Validate() error {
 	check(s.PromoSchedulerTick >= 100*time.Millisecond, "PROMO_SCHEDULER_INTERVAL", "want at least 100ms, got %s", s.PromoSchedulerTick)
 	check(s.PromoRepublish >= s.PromoSchedulerTick, "PROMO_REPUBLISH_INTERVAL", "want at least PROMO_SCHEDULER_INTERVAL (%s), got %s", s.PromoSchedulerTick, s.PromoRepublish)
 	return errorsJoin(errs)
+}
+
+// trustedProxies parses API_TRUSTED_PROXIES.
+func (s *Settings) trustedProxies() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, c := range s.TrustedProxies {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return nil, fmt.Errorf("want CIDRs such as 10.0.0.0/8, got %q", c)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -114,6 +114,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"ORDER_MAX_QUANTITY": "5000"}, "ORDER_MAX_QUANTITY"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{map[string]string{"RATE_LIMIT_BURST": "many"}, "RATE_LIMIT_BURST"},
+		{map[string]string{"AUTH_FAILURE_BURST": "0"}, "AUTH_FAILURE_BURST"},
+		{map[string]string{"API_TRUSTED_PROXIES": "10.0.0.0/8,lb.internal"}, "API_TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

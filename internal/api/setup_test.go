@@ -44,6 +44,9 @@ type setupOpts struct {
 	products  []postgres.Product
 	stock     map[string]int64
 	trade     []string // customer ids with a trade account before the api starts
+	// warehouses registered before the api starts (the api loads the registry at start, then
+	// every CATALOG_REFRESH_INTERVAL)
+	warehouses []postgres.Warehouse
 }
 
 var testProducts = []postgres.Product{
@@ -83,6 +86,11 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	for _, id := range o.trade {
 		if _, err := postgres.NewTradeAccountStore(pool).Add(ctx, id, ""); err != nil {
 			t.Fatalf("seed trade account: %v", err)
+		}
+	}
+	for _, w := range o.warehouses {
+		if _, err := postgres.NewInventoryStore(pool).AddWarehouse(ctx, w); err != nil {
+			t.Fatalf("register warehouse: %v", err)
 		}
 	}
 	keys := postgres.NewKeyStore(pool)

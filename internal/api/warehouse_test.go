@@ -58,9 +58,14 @@ func levelEvent(id, wh, sku string, seq, onHand int) string {
 	return fmt.Sprintf(`{"id":%q,"type":"com.orderpipe.stock.level","data":{"warehouse_id":%q,"sku":%q,"seq":%d,"occurred_at":"2026-11-26T09:00:00Z","on_hand":%d}}`, id, wh, sku, seq, onHand)
 }
 
-func webhookSetup(t *testing.T) (*bundle, string) {
+// webhookSetup starts an api with the given warehouses registered (WH-1, unsigned, when none
+// are given) and returns it with a key that has inventory:write.
+func webhookSetup(t *testing.T, ws ...postgres.Warehouse) (*bundle, string) {
 	t.Helper()
-	b := setup(t, setupOpts{env: map[string]string{"CATALOG_REFRESH_INTERVAL": "100ms", "KAFKA_PRODUCE_TIMEOUT": "1s"}})
+	if len(ws) == 0 {
+		ws = []postgres.Warehouse{{ID: "WH-1"}}
+	}
+	b := setup(t, setupOpts{env: map[string]string{"CATALOG_REFRESH_INTERVAL": "100ms", "KAFKA_PRODUCE_TIMEOUT": "1s"}, warehouses: ws})
 	return b, warehouseKey(t, b)
 }
 
@@ -126,15 +131,8 @@ func TestWarehouseWebhookPublishesEvents(t *testing.T) {
 // two v1 values.
 func TestWarehouseWebhookSignatures(t *testing.T) {
 	t.Parallel()
-	b, tok := webhookSetup(t)
 	secret := []byte("whsec-0123456789abcdef")
-	inv := postgres.NewInventoryStore(b.pool)
-	if err := inv.PutWarehouse(t.Context(), postgres.Warehouse{ID: "WH-SIGNED", Secret: secret}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inv.PutWarehouse(t.Context(), postgres.Warehouse{ID: "WH-OPEN"}); err != nil {
-		t.Fatal(err)
-	}
+	b, tok := webhookSetup(t, postgres.Warehouse{ID: "WH-SIGNED", Secret: secret}, postgres.Warehouse{ID: "WH-OPEN"})
 	body := stockBody(levelEvent("s-1", "WH-SIGNED", "BRK-PAD-1001", 1, 5))
 	now := time.Now()
 	good := httpapi.SignWarehouseBody(secret, body, now)
@@ -155,7 +153,8 @@ func TestWarehouseWebhookSignatures(t *testing.T) {
 		{"four minutes old", httpapi.SignWarehouseBody(secret, body, now.Add(-4*time.Minute)), "", body, 202},
 		{"rotation: old and new v1", good + "," + otherV1, "", body, 202},
 		{"a warehouse without a secret, unsigned", "", "", stockBody(levelEvent("o-1", "WH-OPEN", "BRK-PAD-1001", 1, 5)), 202},
-		{"an unregistered warehouse, unsigned", "", "", stockBody(levelEvent("n-1", "WH-NEW", "BRK-PAD-1001", 1, 5)), 202},
+		{"an unregistered warehouse, unsigned", "", "unknown-warehouse", stockBody(levelEvent("n-1", "WH-NEW", "BRK-PAD-1001", 1, 5)), 403},
+		{"an unregistered warehouse, signed", good, "unknown-warehouse", stockBody(levelEvent("n-1", "WH-NEW", "BRK-PAD-1001", 1, 5)), 403},
 	}
 	published := 0
 	for _, tt := range tests {
@@ -173,6 +172,45 @@ func TestWarehouseWebhookSignatures(t *testing.T) {
 	}
 	if n := len(b.records(t, event.TopicInventoryStock)); n != published {
 		t.Fatalf("got %d records, want %d (only the accepted requests)", n, published)
+	}
+}
+
+// Only registered warehouses change stock: a key with inventory:write posting for a warehouse
+// nobody registered (WH-FAKE) is refused with 403 unknown-warehouse and publishes nothing, so
+// availability stays what it was. A warehouse registered while the api runs is accepted once
+// the registry reloads (CATALOG_REFRESH_INTERVAL), without a restart.
+func TestWarehouseWebhookRefusesUnregisteredWarehouses(t *testing.T) {
+	t.Parallel()
+	b, tok := webhookSetup(t)
+	before := b.stockOf(t, "BRK-PAD-1001")
+	body := stockBody(levelEvent("fake-1", "WH-FAKE", "BRK-PAD-1001", 1, 1000))
+	r := b.do(t, http.MethodPost, "/v1/warehouse/stock", tok, nil, body)
+	if r.status != http.StatusForbidden {
+		t.Fatalf("WH-FAKE: got %d %s, want 403", r.status, r.body)
+	}
+	if p := r.problem(t); p.Type != "https://orderpipe.dev/problems/unknown-warehouse" || !strings.Contains(p.Detail, "WH-FAKE") {
+		t.Fatalf("WH-FAKE: got problem %s (%s), want unknown-warehouse naming the warehouse", p.Type, p.Detail)
+	}
+	if n := len(b.records(t, event.TopicInventoryStock)); n != 0 {
+		t.Fatalf("got %d records on %s, want none", n, event.TopicInventoryStock)
+	}
+	if got := b.do(t, http.MethodGet, "/v1/inventory/BRK-PAD-1001", "", nil, nil); !contains(got.body, fmt.Sprintf(`"available":%d`, before.ATP)) {
+		t.Fatalf("availability after WH-FAKE: %s, want %d as before", got.body, before.ATP)
+	}
+
+	if _, err := postgres.NewInventoryStore(b.pool).AddWarehouse(t.Context(), postgres.Warehouse{ID: "WH-FAKE"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := b.do(t, http.MethodPost, "/v1/warehouse/stock", tok, nil, body)
+		if r.status == http.StatusAccepted {
+			break
+		}
+		if r.status != http.StatusForbidden || time.Now().After(deadline) {
+			t.Fatalf("after registering WH-FAKE: got %d %s, want 202 within the refresh interval", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -301,11 +339,8 @@ func TestWarehouseWebhookShapesMatchEventSchemas(t *testing.T) {
 // openssl and curl, is accepted and lands on inventory.stock.
 func TestReadmeWebhookExampleIsAccepted(t *testing.T) {
 	t.Parallel()
-	b, tok := webhookSetup(t)
 	secret := "whsec-readme-example-0123"
-	if err := postgres.NewInventoryStore(b.pool).PutWarehouse(t.Context(), postgres.Warehouse{ID: "WH-BER-1", Secret: []byte(secret)}); err != nil {
-		t.Fatal(err)
-	}
+	b, tok := webhookSetup(t, postgres.Warehouse{ID: "WH-BER-1", Secret: []byte(secret)})
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

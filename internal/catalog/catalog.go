@@ -124,7 +124,7 @@ func (c *Cache) PageOf(f Filter, cursor string, limit int) (items []Product, nex
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(b) == 0 {
+		if err != nil || !cursorSKU(b) {
 			return nil, "", ErrBadCursor
 		}
 		after = string(b)
@@ -143,4 +143,18 @@ func (c *Cache) PageOf(f Filter, cursor string, limit int) (items []Product, nex
 		items = append(items, p)
 	}
 	return items, "", nil
+}
+
+// cursorSKU reports whether a decoded cursor can be one PageOf issued: a SKU, 1 to 64 printable
+// ASCII characters without spaces. Anything else ("garbage" decodes to bytes) is not a cursor.
+func cursorSKU(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -67,8 +67,11 @@ func TestBadCursorAndPut(t *testing.T) {
 	if err := c.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Page("", "%%%", 10); !errors.Is(err, ErrBadCursor) {
-		t.Fatalf("err = %v, want ErrBadCursor", err)
+	// Not base64, and base64 of something that is no SKU ("garbage" decodes to 5 bytes).
+	for _, cur := range []string{"%%%", "garbage", "IA", "U0tVIDE"} {
+		if _, _, err := c.Page("", cur, 10); !errors.Is(err, ErrBadCursor) {
+			t.Fatalf("cursor %q: err = %v, want ErrBadCursor", cur, err)
+		}
 	}
 	c.Put(Product{SKU: "SKU-0015", PriceMinor: 5})
 	c.Put(Product{SKU: "SKU-001", PriceMinor: 7})

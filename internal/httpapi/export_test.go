@@ -19,5 +19,5 @@ func Idempotent(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
 // ErrorHandler is the api's problem+json error handler.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler { return errorHandler(log) }
 
-// SetKey authenticates c as k, as requireKey does.
+// SetKey authenticates c as k, as the authenticator does.
 func SetKey(c echo.Context, k auth.Key) { c.Set(keyCtxKey, k) }

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,10 +14,11 @@ import (
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	limited     *prometheus.CounterVec
-	soldOutGate prometheus.Counter
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	limited      *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	soldOutGate  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orderpipe_http_rate_limited_total",
 			Help: "Requests refused with 429 by the per-key rate limit, by where the refusal came from: redis (the shared limit said no) or memory (within the wait Redis gave for that key).",
 		}, []string{"source"}),
+		authFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "orderpipe_http_auth_failures_total",
+			Help: "Requests that failed authentication (no, malformed, unknown or revoked API key), by outcome: unauthorized (401), or 429 because the client address is over its failure limit, by where that came from: limited_redis (the shared limit said no) or limited_memory (within the wait Redis gave the address).",
+		}, []string{"outcome"}),
 		soldOutGate: f.NewCounter(prometheus.CounterOpts{
 			Name: "orderpipe_http_soldout_gate_total",
 			Help: "Orders refused with 409 by the sold-out gate before the idempotency protocol (SOLDOUT_GATE=before-idempotency).",
@@ -83,26 +88,42 @@ func orderIDOf(c echo.Context) string {
 	return id
 }
 
-// requireKey authenticates the bearer API key from the in-process cache and checks its scope:
-// 401 without a valid key, 403 without the scope.
-func requireKey(keys *auth.Keys, scope string) echo.MiddlewareFunc {
+// bearerToken returns the credentials of an "Authorization: Bearer <token>" header. The scheme
+// is case-insensitive (RFC 9110 section 11.1) and may be followed by more than one space.
+func bearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token := strings.TrimSpace(rest)
+	return token, token != ""
+}
+
+// decodePathParams percent-decodes every path parameter exactly once, for every route. Echo's
+// router matches the raw path when the request carries an escape Go would not have written
+// (URL.RawPath is set: %3D, %2F, %33...) and then hands the parameters over still encoded; for
+// any other path it matches the decoded path, and they arrive decoded. After this middleware
+// they are the decoded value in both cases, and handlers never unescape.
+func decodePathParams() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			token, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || token == "" {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe"`)
-				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "Send an API key as 'Authorization: Bearer op_...'.")
+			if c.Request().URL.RawPath == "" {
+				return next(c)
 			}
-			key, err := keys.Authenticate(strings.TrimSpace(token))
-			if err != nil {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orderpipe", error="invalid_token"`)
-				return newProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized", "The API key is malformed, unknown or revoked.")
+			names, raw := c.ParamNames(), c.ParamValues()
+			decoded := make([]string, len(raw))
+			for i, v := range raw {
+				d, err := url.PathUnescape(v)
+				if err != nil {
+					name := "?"
+					if i < len(names) {
+						name = names[i]
+					}
+					return badRequest("The path parameter " + name + " is not valid percent-encoding.")
+				}
+				decoded[i] = d
 			}
-			if !key.Has(scope) {
-				return newProblem(http.StatusForbidden, "forbidden", "Forbidden", "The API key lacks the scope "+scope+".")
-			}
-			c.Set(keyCtxKey, key)
+			c.SetParamValues(decoded...)
 			return next(c)
 		}
 	}

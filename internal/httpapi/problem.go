@@ -171,7 +171,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			b = []byte(`{"type":"about:blank","title":"Internal server error","status":500}`)
 		}
 		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(p.Status)
+			// The GET's headers without its body.
+			c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+			c.Response().WriteHeader(p.Status)
 			return
 		}
 		_ = c.Blob(p.Status, "application/problem+json", b)

@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,7 +30,10 @@ type Config struct {
 	SoldOutGate      string        // GateAfterIdempotency or GateBeforeIdempotency
 	RateLimit        int           // requests per second per API key
 	RateBurst        int
-	LowStock         int64 // at or below this, availability says low_stock
+	AuthFailureRate  int // failed authentications per second per client address (0: no limit)
+	AuthFailureBurst int
+	TrustedProxies   []*net.IPNet // whose X-Forwarded-For names the client (none: the TCP peer is the client)
+	LowStock         int64        // at or below this, availability says low_stock
 	InventoryMaxAge  time.Duration
 	ProductsMaxAge   time.Duration // Cache-Control max-age of catalog reads (cut at the next price change)
 }
@@ -39,7 +43,7 @@ type Store interface {
 	BeginIdempotent(ctx context.Context, scope, key, bodyHash, newID string, lease, ttl time.Duration, now time.Time) (redisstore.IdemBegin, error)
 	FinishIdempotent(ctx context.Context, scope, key string, status int, contentType string, body []byte, snaps ...redisstore.Snapshot) error
 	AbortIdempotent(ctx context.Context, scope, key string) error
-	Allow(ctx context.Context, scope string, ratePerSec, burst int) (bool, time.Duration, error)
+	Allow(ctx context.Context, scope string, ratePerSec, burst int) (redisstore.RateResult, error)
 	Availability(ctx context.Context, sku string) (redisstore.Stock, error)
 	PendingOrder(ctx context.Context, orderID string) ([]byte, bool, error)
 	PromoSold(ctx context.Context, sku, promotionID string) (int64, error)
@@ -75,10 +79,15 @@ type Deps struct {
 }
 
 // New builds the Echo server with every route.
-func New(cfg Config, d Deps) *echo.Echo {
+func New(cfg Config, d Deps) (*echo.Echo, error) {
+	rules, err := loadQueryRules()
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	addRoutes(e, cfg, d, newMetrics(d.Registry))
-	return e
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+	addRoutes(e, cfg, d, newMetrics(d.Registry), rules)
+	return e, nil
 }

@@ -29,9 +29,10 @@ import (
 
 // WarehouseDeps are what the warehouse webhook needs.
 type WarehouseDeps struct {
-	// Secret returns the webhook secret of a warehouse: found is false when it is not
-	// registered, secret is nil when it posts unsigned.
-	Secret func(ctx context.Context, warehouseID string) (secret []byte, found bool, err error)
+	// Secret returns the webhook secret of a registered warehouse from the in-process registry
+	// (warehouses.Registry): found is false when it is not registered, secret is nil when it
+	// posts unsigned.
+	Secret func(warehouseID string) (secret []byte, found bool)
 	// Publish produces the records and returns once the broker acknowledged all of them
 	// (acks=all), within the produce timeout.
 	Publish   func(ctx context.Context, recs []*kgo.Record) error
@@ -100,8 +101,9 @@ func handleWarehouseStock(cfg Config, cat *catalog.Cache, d WarehouseDeps) echo.
 		case len(req.Events) > MaxWarehouseEvents:
 			return invalidStockEvents([]ProblemField{{Field: "events", Detail: fmt.Sprintf("must list at most %d events; split the batch", MaxWarehouseEvents)}})
 		}
-		// The signature is checked before the events are looked at in detail: an unsigned body
-		// of a warehouse that signs gets no validation feedback.
+		// The warehouse and its signature are checked before the events are looked at in detail:
+		// a body for an unregistered warehouse, or an unsigned one of a warehouse that signs,
+		// gets no validation feedback.
 		var first struct {
 			WarehouseID string `json:"warehouse_id"`
 		}
@@ -195,20 +197,23 @@ func printableASCII(s string) bool {
 	return true
 }
 
-// checkSignature enforces the signature of a warehouse that has a webhook secret:
-// X-Orderpipe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>, with t
-// within SignatureTolerance of now. Several v1 values are allowed (a secret being rotated). A
-// warehouse without a secret posts unsigned; a signature that cannot be checked is refused.
+// checkSignature refuses a warehouse that is not registered (403 unknown-warehouse: only
+// registered warehouses may change stock, whatever key posts for them), and enforces the
+// signature of one that has a webhook secret: X-Orderpipe-Signature: t=<unix seconds>,v1=<hex
+// HMAC-SHA256(secret, t + "." + body)>, with t within SignatureTolerance of now. Several v1
+// values are allowed (a secret being rotated). A warehouse registered without a secret posts
+// unsigned; a signature that cannot be checked is refused.
 func checkSignature(c echo.Context, d WarehouseDeps, warehouseID string, body []byte, now time.Time) error {
-	secret, found, err := d.Secret(c.Request().Context(), warehouseID)
-	if err != nil {
-		return unavailable("The warehouse registry cannot be read right now; nothing was published.", 2*time.Second, err)
+	secret, found := d.Secret(warehouseID)
+	if !found {
+		return newProblem(http.StatusForbidden, "unknown-warehouse", "Unknown warehouse",
+			"Warehouse "+warehouseID+" is not registered, so it cannot post stock events; ops register warehouses with 'orderctl warehouses add'. Nothing was published.")
 	}
 	header := c.Request().Header.Get(SignatureHeader)
 	unauthorized := func(slug, title, detail string) *Problem {
 		return newProblem(http.StatusUnauthorized, slug, title, detail)
 	}
-	if !found || secret == nil {
+	if secret == nil {
 		if header != "" {
 			return unauthorized("invalid-signature", "Invalid signature",
 				"Warehouse "+warehouseID+" has no webhook secret, so its signature cannot be checked; register a secret or send no "+SignatureHeader+".")

@@ -24,11 +24,31 @@ type View struct {
 	DeadLetter    *DeadLetter `json:"dead_letter,omitempty"`
 }
 
-// DeadLetter says that a pending order's record is parked in the dead-letter topic.
+// DeadLetter says that a pending order's record is parked in the dead-letter topic: a stable
+// class and a short public message. The error itself (a Postgres error, a provider's answer)
+// names internals and never reaches the client; the worker logged it when it parked the record,
+// and ops read it with `orderctl dlq inspect`. Build it with NewDeadLetter.
 type DeadLetter struct {
 	ErrorClass string    `json:"error_class"`
-	Error      string    `json:"error"`
+	Message    string    `json:"error"`
 	At         time.Time `json:"at"`
+}
+
+// Classes of a dead-lettered order, as clients see them.
+const (
+	DeadLetterTransient = "transient" // a failure outlasted the retries (an outage)
+	DeadLetterPermanent = "permanent" // the record cannot be processed as it is
+)
+
+// NewDeadLetter is the public note of an order parked at at with the worker's error class. A
+// class this version does not know reads as permanent: the order waits for a person either way.
+func NewDeadLetter(class string, at time.Time) *DeadLetter {
+	if class == DeadLetterTransient {
+		return &DeadLetter{ErrorClass: DeadLetterTransient, At: at,
+			Message: "Processing failed for longer than its retries allow (a temporary outage). The order is kept and will be processed again; it ends confirmed or cancelled."}
+	}
+	return &DeadLetter{ErrorClass: DeadLetterPermanent, At: at,
+		Message: "The order could not be processed as it is and waits for review by the shop. It ends confirmed or cancelled; nothing is charged twice."}
 }
 
 // ViewLine is one line of a View.

@@ -126,6 +126,11 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 		return err
 	}
 	keys, err := e.demoKeys(ctx, filepath.Join(f.dataDir, "demo-keys.json"))
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	whSecret, err := demoWarehouse(ctx, postgres.NewInventoryStore(pool), filepath.Join(f.dataDir, "demo-warehouse-secret"))
 	pool.Close()
 	if err != nil {
 		return err
@@ -201,7 +206,7 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	if err := waitHTTP(ctx, base+"/readyz", 30*time.Second); err != nil {
 		return fmt.Errorf("api did not become ready: %w", err)
 	}
-	e.banner(base, brokerAddr, f, keys)
+	e.banner(base, brokerAddr, f, keys, whSecret)
 
 	select {
 	case <-ctx.Done():
@@ -212,7 +217,7 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	}
 }
 
-func (e *env) banner(base, broker string, f devFlags, keys map[string]string) {
+func (e *env) banner(base, broker string, f devFlags, keys map[string]string, whSecret []byte) {
 	hot := demo.HotSKUs()[0]
 	fmt.Fprintf(e.stdout, `
 orderpipe is running
@@ -227,6 +232,9 @@ demo API keys (also in %[11]s)
   checkout  %[3]s   scopes orders:write, orders:read
   ops       %[4]s   scopes catalog:write, inventory:write, reports:read, orders:read, accounts:write
 
+demo warehouse %[12]s (registered for POST /v1/warehouse/stock; orderctl warehouses list)
+  webhook secret  %[13]s
+
 try it
   curl -s %[1]s/v1/inventory/%[5]s
   curl -s -X POST %[1]s/v1/orders \
@@ -236,7 +244,29 @@ try it
     -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
 
 Ctrl-C stops everything.
-`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr, filepath.Join(f.dataDir, "demo-keys.json"))
+`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr, filepath.Join(f.dataDir, "demo-keys.json"), demoWarehouseID, whSecret)
+}
+
+// demoWarehouseID is the warehouse of the README's examples ("For warehouse integrators").
+const demoWarehouseID = "WH-BER-1"
+
+// demoWarehouse registers the demo warehouse with the webhook secret saved in path (a new one the
+// first time), so the README's signed webhook example runs against `make run` and the secret
+// stays the same across restarts. It returns the secret.
+func demoWarehouse(ctx context.Context, s *postgres.InventoryStore, path string) ([]byte, error) {
+	secret, err := os.ReadFile(path)
+	if err != nil || len(secret) < 16 {
+		if secret, err = newWarehouseSecret(); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, secret, 0o600); err != nil {
+			return nil, fmt.Errorf("save the demo warehouse secret: %w", err)
+		}
+	}
+	if err := s.PutWarehouse(ctx, postgres.Warehouse{ID: demoWarehouseID, Name: "Berlin (demo)", Secret: secret}); err != nil {
+		return nil, err
+	}
+	return secret, nil
 }
 
 // demoKeys reuses the demo keys saved in path while they are still valid, and creates them

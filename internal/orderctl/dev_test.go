@@ -101,6 +101,18 @@ func TestMakeRunThenReadmeCurl(t *testing.T) {
 			t.Fatalf("README commands printed no %s:\n%s", want, shOut)
 		}
 	}
+	// The demo warehouse is registered: the README's signed webhook example, with the ops key and
+	// the secret orderctl dev printed, is accepted.
+	ops := regexp.MustCompile(`ops\s+(op_[0-9a-f]{12}_\S+)`).FindStringSubmatch(out.String())
+	whSecret := regexp.MustCompile(`webhook secret\s+(whsec_\S+)`).FindStringSubmatch(out.String())
+	if ops == nil || whSecret == nil {
+		t.Fatalf("no ops key or demo warehouse secret in the output:\n%s", out.String())
+	}
+	wh := exec.Command("sh", "-ec", readmeBlock(t, root, "webhook"))
+	wh.Env = append(os.Environ(), "ORDERPIPE_URL=http://"+apiAddr, "ORDERPIPE_INVENTORY_KEY="+ops[1], "WAREHOUSE_SECRET="+whSecret[1])
+	if whOut, err := wh.CombinedOutput(); err != nil || !strings.Contains(string(whOut), `"accepted":1`) {
+		t.Fatalf("README webhook example against orderctl dev: %v\n%s", err, whOut)
+	}
 	// The order worker decided the order: the last answer shows a terminal status.
 	if !regexp.MustCompile(`"status":"(confirmed|cancelled)"`).Match(shOut) {
 		t.Fatalf("the order was not decided by order-worker; README commands printed:\n%s", shOut)

@@ -124,6 +124,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.migrateCmd(),
 		e.keysCmd(),
 		e.tradeAccountsCmd(),
+		e.warehousesCmd(),
 		e.topicsCmd(),
 		e.brokerCmd(),
 		e.seedCmd(),

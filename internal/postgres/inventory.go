@@ -64,11 +64,13 @@ type StockResult struct {
 	ShippedOrder string
 }
 
-// Warehouse is a warehouse known to the webhook. A nil Secret means it may post unsigned.
+// Warehouse is a registered warehouse: only these may post to the webhook. A nil Secret means
+// it may post unsigned.
 type Warehouse struct {
-	ID     string
-	Name   string
-	Secret []byte
+	ID        string
+	Name      string
+	Secret    []byte
+	CreatedAt time.Time
 }
 
 // WarehouseLevel is one warehouse's stock of one SKU.
@@ -720,4 +722,52 @@ func (s *InventoryStore) WebhookSecret(ctx context.Context, warehouseID string) 
 		return nil, false, fmt.Errorf("webhook secret of %s: %w", warehouseID, err)
 	}
 	return secret, true, nil
+}
+
+// AddWarehouse registers a new warehouse, or returns ErrConflict when its id is registered
+// (PutWarehouse replaces one). The secret (nil: unsigned requests) must be at least 16 bytes.
+func (s *InventoryStore) AddWarehouse(ctx context.Context, w Warehouse) (Warehouse, error) {
+	if w.Secret != nil && len(w.Secret) < 16 {
+		return Warehouse{}, fmt.Errorf("add warehouse %s: secret of %d bytes, want at least 16", w.ID, len(w.Secret))
+	}
+	err := s.pool.QueryRow(ctx, `
+INSERT INTO warehouses (id, name, webhook_secret) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO NOTHING RETURNING created_at`, w.ID, w.Name, w.Secret).Scan(&w.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Warehouse{}, fmt.Errorf("add warehouse %s: %w", w.ID, ErrConflict)
+	}
+	if err != nil {
+		return Warehouse{}, fmt.Errorf("add warehouse %s: %w", w.ID, err)
+	}
+	return w, nil
+}
+
+// RemoveWarehouse unregisters a warehouse, or returns ErrNotFound. Its stock stays: the
+// warehouse_stock rows are the stock truth, and a warehouse registered again continues them.
+func (s *InventoryStore) RemoveWarehouse(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM warehouses WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("remove warehouse %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("remove warehouse %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Warehouses returns every registered warehouse by id, with its secret.
+func (s *InventoryStore) Warehouses(ctx context.Context) ([]Warehouse, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name, webhook_secret, created_at FROM warehouses ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list warehouses: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Warehouse, error) {
+		var w Warehouse
+		err := row.Scan(&w.ID, &w.Name, &w.Secret, &w.CreatedAt)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list warehouses: %w", err)
+	}
+	return out, nil
 }

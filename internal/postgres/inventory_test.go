@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -336,6 +337,44 @@ func TestWarehouseSecrets(t *testing.T) {
 	}
 	if err := s.PutWarehouse(ctx, postgres.Warehouse{ID: "WH-Y", Secret: []byte("short")}); err == nil {
 		t.Fatalf("a 5-byte secret: got nil error, want one")
+	}
+}
+
+// The registry: a warehouse is added once (a second add is a conflict, not a silent change of
+// its secret), listed with its secret, and removed once.
+func TestWarehouseRegistry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	s := postgres.NewInventoryStore(b.pool)
+	ctx := t.Context()
+	secret := []byte("0123456789abcdef-secret")
+	if _, err := s.AddWarehouse(ctx, postgres.Warehouse{ID: "WH-B", Name: "Berlin", Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddWarehouse(ctx, postgres.Warehouse{ID: "WH-A"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddWarehouse(ctx, postgres.Warehouse{ID: "WH-B"}); !errors.Is(err, postgres.ErrConflict) {
+		t.Fatalf("second add: got %v, want ErrConflict", err)
+	}
+	if _, err := s.AddWarehouse(ctx, postgres.Warehouse{ID: "WH-C", Secret: []byte("short")}); err == nil {
+		t.Fatal("a 5-byte secret: got nil error, want one")
+	}
+	ws, err := s.Warehouses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ws) != 2 || ws[0].ID != "WH-A" || ws[0].Secret != nil || ws[1].ID != "WH-B" || string(ws[1].Secret) != string(secret) || ws[1].Name != "Berlin" || ws[1].CreatedAt.IsZero() {
+		t.Fatalf("Warehouses: got %+v, want WH-A unsigned and WH-B with its secret", ws)
+	}
+	if err := s.RemoveWarehouse(ctx, "WH-B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveWarehouse(ctx, "WH-B"); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("second remove: got %v, want ErrNotFound", err)
+	}
+	if _, found, err := s.WebhookSecret(ctx, "WH-B"); found || err != nil {
+		t.Fatalf("removed warehouse: got found %v, %v; want not found", found, err)
 	}
 }
 

@@ -378,7 +378,7 @@ func TestRedisUnreachableIsUnavailable(t *testing.T) {
 			return s.FinishIdempotent(t.Context(), "k", "i", 202, "application/json", []byte("{}"), redisstore.Snapshot{OrderID: "o1", Doc: []byte("{}"), TTL: time.Minute})
 		}},
 		{"PendingOrder", func(t *testing.T) error { _, _, err := s.PendingOrder(t.Context(), "o1"); return err }},
-		{"Allow", func(t *testing.T) error { _, _, err := s.Allow(t.Context(), "k", 1, 1); return err }},
+		{"Allow", func(t *testing.T) error { _, err := s.Allow(t.Context(), "k", 1, 1); return err }},
 		{"Ping", func(t *testing.T) error { return s.Ping(t.Context()) }},
 	}
 	for _, tt := range tests {
