@@ -675,9 +675,14 @@ func TestAcceptanceDeadLetterRedrive(t *testing.T) {
 		return st["confirmed"] == n, fmt.Sprintf("orders %v, %d dead letters", st, s.dlqTotal(t))
 	})
 	waitFor(t, 90*time.Second, "the failing order dead-lettered again", func() (bool, string) {
-		got := s.dlqTotal(t)
+		got := s.dlqTotal(t, "--all")
 		return got == n+2, fmt.Sprintf("%d dead letters, want %d", got, n+2)
 	})
+	// Outstanding: only the failing order's new dead letter (the decided orders' ones are
+	// handled, its first one superseded).
+	if got := s.dlqTotal(t); got != 1 {
+		t.Fatalf("%d outstanding dead letters, want 1 (the failing order's)", got)
+	}
 	s.waitLagZero(t, 60*time.Second, allGroups()...)
 	st := s.Sim.Stats()
 	if st.Captures != n || st.CapturedOrders != n || len(st.DoubleCaptured) != 0 {
@@ -706,10 +711,11 @@ func TestAcceptanceDeadLetterRedrive(t *testing.T) {
 		!strings.Contains(out, "summary: re-driven 0, refused by the loop guard 1") {
 		t.Fatalf("loop guard: exit %d, want %d\n%s", code, orderctl.ExitRefused, out)
 	}
-	// Runbook check after: nothing left to send, lag 0, captures = captured payments = confirmed.
+	// Runbook check after: what is left to send is the failing order alone (a refused record is
+	// never moved past), lag 0, captures = captured payments = confirmed.
 	out = rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker", nil)
-	if !strings.Contains(out, "summary: would re-drive 0,") {
-		t.Fatalf("after the re-drive, something is left to send:\n%s", out)
+	if !strings.Contains(out, "summary: would re-drive 1,") || !strings.Contains(out, "key "+poison+" ") {
+		t.Fatalf("after the re-drive, want the failing order %s alone left to send:\n%s", poison, out)
 	}
 	rb.run(t, s, 3, orderctl.ExitOK, "orderctl lag", nil)
 	rows := rb.sql(t, s, 3, 0, nil)

@@ -637,7 +637,7 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 	// Step 1: look at them.
 	out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent", nil)
 	m := regexp.MustCompile(`(?m)^(\d+:\d+)\s.*\spoison-schema\s`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "poison-json") || !strings.Contains(out, "2 dead letters") {
+	if m == nil || !strings.Contains(out, "poison-json") || !strings.Contains(out, "2 outstanding dead letters") {
 		t.Fatalf("dlq list:\n%s", out)
 	}
 	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq inspect --group order-worker --offset <P:O>", map[string]string{"<P:O>": m[1]})
@@ -658,18 +658,19 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 		t.Fatalf("re-drive:\n%s", out)
 	}
 	waitFor(t, 30*time.Second, "the re-driven poison record back in the DLQ", func() (bool, string) {
-		got := s.dlqTotal(t, "--class", "permanent")
+		got := s.dlqTotal(t, "--class", "permanent", "--all")
 		return got == 3, fmt.Sprintf("%d permanent dead letters", got)
 	})
 
-	// Check after.
+	// Check after: both poison records are still outstanding (poison-schema by its new dead
+	// letter, which supersedes the first one).
 	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq count --group order-worker --class permanent", nil)
-	if !regexp.MustCompile(`total\s+3\n`).MatchString(out) {
+	if !regexp.MustCompile(`total\s+2\n`).MatchString(out) {
 		t.Fatalf("dlq count:\n%s", out)
 	}
-	out = s.mustCtl(t, orderctl.ExitOK, "dlq", "list", "--group", "order-worker", "--key", "poison-schema", "--output", "json")
-	if !strings.Contains(out, `"redrive_count": 1`) || !strings.Contains(out, `"redrive_count": 0`) {
-		t.Fatalf("the poison record's dead letters, want re-drive counts 0 and 1:\n%s", out)
+	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent --key <key> --all", vars)
+	if !regexp.MustCompile(`\s1\s+parked\s+poison-schema\s`).MatchString(out) || !regexp.MustCompile(`\s1\s+superseded\s+poison-schema\s`).MatchString(out) {
+		t.Fatalf("the poison record's dead letters, want the first superseded and the second parked, each with REDRIVES 1 (per event id):\n%s", out)
 	}
 	s.waitLagZero(t, 30*time.Second, topology.GroupOrderWorker)
 }
@@ -847,9 +848,9 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	want["buyer-ok-1@example.com"]["order_shipped"] = 1
 	const parked = 8
 
-	notifierDLQ := func() int {
+	notifierDLQ := func(extra ...string) int {
 		t.Helper()
-		out := s.mustCtl(t, orderctl.ExitOK, "dlq", "count", "--group", "notifier", "--output", "json")
+		out := s.mustCtl(t, orderctl.ExitOK, append([]string{"dlq", "count", "--group", "notifier", "--output", "json"}, extra...)...)
 		var c struct {
 			Total int `json:"total"`
 		}
@@ -881,7 +882,7 @@ func TestRunbook8EmailFailing(t *testing.T) {
 
 	// Step 2: count, dry run, --execute.
 	out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil)
-	if !regexp.MustCompile(fmt.Sprintf(`(?m)^transient\s+%s\s+%d\n`, regexp.QuoteMeta(event.TopicOrderEvents), parked)).MatchString(out) ||
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^transient\s+%s\s+parked\s+%d\n`, regexp.QuoteMeta(event.TopicOrderEvents), parked)).MatchString(out) ||
 		!regexp.MustCompile(fmt.Sprintf(`total\s+%d\n`, parked)).MatchString(out) {
 		t.Fatalf("dlq count: want %d transient dead letters of %s\n%s", parked, event.TopicOrderEvents, out)
 	}
@@ -910,8 +911,15 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	if !strings.Contains(out, "summary: would re-drive 0,") {
 		t.Fatalf("after the re-drive, something is left to send:\n%s", out)
 	}
-	if got := notifierDLQ(); got != parked {
+	out = rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil)
+	if !regexp.MustCompile(`total\s+0\n`).MatchString(out) {
+		t.Fatalf("outstanding after the re-drive, want none:\n%s", out)
+	}
+	if got := notifierDLQ("--all"); got != parked {
 		t.Fatalf("%d dead letters after the re-drive, want the %d re-driven ones and no new one", got, parked)
+	}
+	if got := notifierDLQ(); got != 0 {
+		t.Fatalf("%d outstanding dead letters after the re-drive, want 0", got)
 	}
 	if got := testenv.Metric(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
 		t.Fatalf("send failures: %v after the re-drive, %v before: want no new one", got, failures)
