@@ -33,7 +33,7 @@ import (
 
 // HeaderRedriveCount counts how often `orderctl dlq redrive` put a record back on its source
 // topic. The consumer keeps it when it dead-letters the record again, so the loop guard sees it.
-const HeaderRedriveCount = "redrive-count"
+const HeaderRedriveCount = consumer.HeaderRedriveCount
 
 // redriveGroup is the consumer group whose committed offsets on a DLQ topic record how far the
 // re-drive of that group's dead letters got.
