@@ -320,6 +320,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)
 	}
+	m.zero(cfg.Group, cfg.Topics)
 	c := &Consumer{
 		cfg:       cfg,
 		log:       cfg.Log,

@@ -43,6 +43,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 }
 
+// zero makes the 500 series of every route exist at 0 from the start: OrderpipeInternalErrors
+// takes rate() of it, which sees nothing of a series until its second sample, so the first
+// failing request on a route would otherwise go unnoticed.
+func (m *metrics) zero(routes []*echo.Route) {
+	for _, r := range routes {
+		if r.Method == echo.RouteNotFound || strings.HasPrefix(r.Method, "echo_") {
+			continue
+		}
+		m.requests.WithLabelValues(r.Method, r.Path, strconv.Itoa(http.StatusInternalServerError))
+	}
+}
+
 // middleware records rate, errors and latency per route template (bounded labels: unmatched
 // paths share one label).
 func (m *metrics) middleware() echo.MiddlewareFunc {

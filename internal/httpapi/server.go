@@ -79,6 +79,8 @@ func New(cfg Config, d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	addRoutes(e, cfg, d, newMetrics(d.Registry))
+	m := newMetrics(d.Registry)
+	addRoutes(e, cfg, d, m)
+	m.zero(e.Routes())
 	return e
 }
