@@ -46,6 +46,7 @@ type dlqFixture struct {
 	srcOffset int64
 	value     string
 	headers   []kgo.RecordHeader
+	group     string // whose dead-letter topic; empty: order-worker
 }
 
 func produceDeadLetters(t *testing.T, cluster *kfake.Cluster, now time.Time, dls ...dlqFixture) {
@@ -67,7 +68,11 @@ func produceDeadLetters(t *testing.T, cluster *kfake.Cluster, now time.Time, dls
 			kgo.RecordHeader{Key: consumer.HeaderDLQError, Value: []byte("charge order " + d.key + ": payment provider unavailable (503)")},
 			kgo.RecordHeader{Key: consumer.HeaderDLQTime, Value: []byte(now.Add(-d.ago).UTC().Format(time.RFC3339Nano))},
 		)
-		recs = append(recs, &kgo.Record{Topic: event.DeadLetterTopic(topology.GroupOrderWorker), Partition: d.part,
+		group := topology.GroupOrderWorker
+		if d.group != "" {
+			group = d.group
+		}
+		recs = append(recs, &kgo.Record{Topic: event.DeadLetterTopic(group), Partition: d.part,
 			Key: []byte(d.key), Value: []byte(d.value), Headers: hs})
 	}
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {

@@ -309,17 +309,9 @@ func TestRunbook1ConsumerDown(t *testing.T) {
 
 	// Check after.
 	rb.run(t, s, 1, orderctl.ExitOK, "orderctl reconcile", nil)
-	rows := rb.sql(t, s, 1, 0, nil)
-	decided := 0
-	for _, r := range rows {
-		if r[0] == "pending" {
-			t.Fatalf("orders still pending: %v", rows)
-		}
-		n, _ := strconv.Atoi(r[1])
-		decided += n
-	}
-	if decided != len(before)+len(during) {
-		t.Fatalf("%d orders decided (%v), want %d\nlag before: %s\nwatch:\n%s", decided, rows, len(before)+len(during), out, w.buf.String())
+	out = rb.run(t, s, 1, orderctl.ExitOK, "orderctl orders undecided", nil)
+	if want := fmt.Sprintf("%d accepted orders, %d decided, 0 undecided", len(before)+len(during), len(before)+len(during)); !strings.Contains(out, want) {
+		t.Fatalf("orders undecided: want %q\n%s\nwatch:\n%s", want, out, w.buf.String())
 	}
 	for _, id := range during {
 		if status, _ := s.getOrder(t, id); status != "confirmed" {
@@ -923,5 +915,99 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	}
 	if got := testenv.Metric(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
 		t.Fatalf("send failures: %v after the re-drive, %v before: want no new one", got, failures)
+	}
+}
+
+// Every check a runbook procedure says to make after it is able to fail: on a broken system
+// (order-worker stopped with orders waiting, Redis drifting, dead letters parked, figures,
+// payments, stock and migrations tampered with), each check, read from the runbook, reports the
+// problem. (Procedure 1's check used to be "no pending row in Postgres", which cannot fail: an
+// orders row is written only when the order is decided.)
+func TestRunbookChecksCanFail(t *testing.T) {
+	t.Parallel()
+	rb := readRunbook(t)
+	s := newSystem(t, sysOptions{stock: 1000})
+	ctx := t.Context()
+	s.place(t, "a", 2, 2, okToken)
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	s.stop(t, "order-worker")
+	waiting := s.place(t, "b", 3, 3, okToken)
+
+	// Lag (procedures 1, 2, 3, 5): order-worker's lag is not 0, reports' is.
+	out := rb.run(t, s, 3, orderctl.ExitOK, "orderctl lag", nil)
+	lags, _ := lagRows(out, "order-worker")
+	var lag int64
+	for _, l := range lags {
+		lag += l
+	}
+	if lag != 3 {
+		t.Fatalf("orderctl lag: order-worker lag %d, want 3\n%s", lag, out)
+	}
+	// Every accepted order decided (procedure 1): exit 3, naming the waiting ones.
+	out = rb.run(t, s, 1, orderctl.ExitDiff, "orderctl orders undecided", nil)
+	for _, id := range waiting {
+		if !strings.Contains(out, id) {
+			t.Fatalf("orders undecided does not name %s:\n%s", id, out)
+		}
+	}
+	if !strings.Contains(out, "5 accepted orders, 2 decided, 3 undecided") {
+		t.Fatalf("orders undecided:\n%s", out)
+	}
+	// No drift (procedures 1, 4, 5, 7): Redis 5 units too high for one SKU.
+	if err := s.RDB.HIncrBy(ctx, s.Prefix+"inv:{"+sysSKUs[4]+"}", "atp", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 4, 5, 7} {
+		rb.run(t, s, n, orderctl.ExitDiff, "orderctl reconcile", nil)
+	}
+	// Dead letters parked (procedures 3, 6, 8).
+	now := time.Now()
+	produceDeadLetters(t, s.Kafka, now,
+		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`},
+		dlqFixture{key: "poison", class: "permanent", attempts: 1, value: `{`},
+		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`, group: topology.GroupNotifier})
+	if out := rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker", nil); !strings.Contains(out, "summary: would re-drive 2,") {
+		t.Fatalf("procedure 3's re-drive check finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq count --group order-worker --class permanent", nil); !regexp.MustCompile(`total\s+1\n`).MatchString(out) {
+		t.Fatalf("procedure 6's count finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent --key <key> --all", map[string]string{"<key>": "poison"}); !strings.Contains(out, "parked") {
+		t.Fatalf("procedure 6's list finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq redrive --group notifier", nil); !strings.Contains(out, "summary: would re-drive 1,") {
+		t.Fatalf("procedure 8's re-drive check finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil); !regexp.MustCompile(`total\s+1\n`).MatchString(out) {
+		t.Fatalf("procedure 8's count finds nothing:\n%s", out)
+	}
+	// Captures, captured payments and confirmed orders agree (procedure 3): an order confirmed
+	// without a captured payment.
+	decide(t, s.Pool, uuid.NewString(), "confirmed")
+	if rows := rb.sql(t, s, 3, 0, nil); len(rows) != 1 || rows[0][0] == rows[0][1] {
+		t.Fatalf("procedure 3's SQL: %v, want captured and confirmed to differ", rows)
+	}
+	// Figures agree with the orders (procedure 2): a figure without orders.
+	h := now.UTC().Truncate(time.Hour).Format(time.RFC3339)
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO sales_aggregates (dim, hour, key, currency, orders, revenue_minor) VALUES ('hour', $1, '', 'EUR', 7, 700)
+ON CONFLICT (dim, hour, key, currency) DO UPDATE SET orders = sales_aggregates.orders + 7`, h); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rb.sql(t, s, 2, 2, map[string]string{"<H>": h}); len(rows) == 0 {
+		t.Fatal("procedure 2's SQL finds no difference between the figures and the orders")
+	}
+	// Warehouse shortfall (procedure 7).
+	if _, err := s.Pool.Exec(ctx, `UPDATE stock SET shortfall = 2 WHERE sku = $1`, sysSKUs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rb.sql(t, s, 7, 0, nil); len(rows) != 1 || rows[0][0] != sysSKUs[3] {
+		t.Fatalf("procedure 7's SQL: %v, want %s", rows, sysSKUs[3])
+	}
+	// Every migration applied (procedure 5).
+	if _, err := s.Pool.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	if out := rb.run(t, s, 5, orderctl.ExitOK, "orderctl migrate --status", nil); !regexp.MustCompile(`(?m)\sfalse$`).MatchString(out) {
+		t.Fatalf("procedure 5's migration check finds every migration applied:\n%s", out)
 	}
 }
