@@ -626,6 +626,20 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 		t.Fatalf("%d permanent dead letters, want 2", got)
 	}
 
+	// A replay of the placed topics delivers the poison records again: they are not
+	// dead-lettered a second time, and the restarted worker's dead-letter counter (which
+	// OrderpipeOrdersDeadLettered reads) stays at 0. (Before: 2 -> 4, counted again.)
+	s.stop(t, "order-worker")
+	s.mustCtl(t, orderctl.ExitOK, "replay", "--group", "order-worker", "--to-start", "--wait", "30s", "--execute")
+	w := s.start(t, "order-worker")
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	if got := s.dlqTotal(t, "--all"); got != 2 {
+		t.Fatalf("%d dead letters after a replay, want still 2", got)
+	}
+	if got := testenv.Metric(t, w.URL, "orderpipe_consumer_dead_letters_total"); got != 0 {
+		t.Fatalf("dead letters counted by the worker that replayed: %v, want 0", got)
+	}
+
 	// Step 1: look at them.
 	out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent", nil)
 	m := regexp.MustCompile(`(?m)^(\d+:\d+)\s.*\spoison-schema\s`).FindStringSubmatch(out)
