@@ -777,7 +777,7 @@ func annotate(ctx context.Context, led *postgres.DeadLetterLedger, group string,
 			x.state = st
 		case id != "" && latest[id] != i:
 			x.state = stateSuperseded
-		case rd.Records[postgres.DLQPosition{Partition: x.rec.Partition, Offset: x.rec.Offset}]:
+		case redriven(rd, x):
 			x.state = stateRedriven
 			x.outstanding = group == topology.GroupOrderWorker
 		default:
@@ -785,6 +785,13 @@ func annotate(ctx context.Context, led *postgres.DeadLetterLedger, group string,
 		}
 	}
 	return rd, nil
+}
+
+// redriven reports whether the ledger has x as re-driven: its position, with its event id (a
+// record at a recorded position with another event id is a new one: the topic was re-created).
+func redriven(rd postgres.Redrives, x *dlqEntry) bool {
+	id, ok := rd.Records[postgres.DLQPosition{Partition: x.rec.Partition, Offset: x.rec.Offset}]
+	return ok && id == x.eventID()
 }
 
 // orderKey is a record key as an order id in Postgres's text form (lower case) when it is a UUID.

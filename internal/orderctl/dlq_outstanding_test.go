@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/orderctl"
+	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
@@ -233,5 +234,36 @@ func TestDLQListShowsOutstanding(t *testing.T) {
 	if code, out := run("dlq", "redrive", "--group", "order-worker"); code != orderctl.ExitOK || !strings.Contains(out, "would re-drive 0:8 key "+ids[6]) ||
 		!strings.Contains(out, "redrive-count 2") || !strings.Contains(out, "summary: would re-drive 1,") {
 		t.Fatalf("re-drive dry run: exit %d\n%s", code, out)
+	}
+}
+
+// A re-drive recorded for a position of the dead-letter topic does not hide a different record
+// at that position later (the topic was deleted and created again): the ledger matches the event
+// id too.
+func TestDLQRecreatedTopicIsNotHidden(t *testing.T) {
+	t.Parallel()
+	cluster := testenv.Kafka(t)
+	env := dlqEnv(t, cluster)
+	pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	run := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
+		return orderctl.Code(err), out.String()
+	}
+	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster, time.Now(), d...) }, 1)
+	// The old topic's record at 0:0 was re-driven.
+	if err := postgres.NewDeadLetterLedger(pool).AddRedrives(t.Context(), "order-worker",
+		[]postgres.Redrive{{DLQPosition: postgres.DLQPosition{Partition: 0, Offset: 0}, EventID: "evt-of-the-old-topic"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(dlqList(t, run)); got[ids[0]] != "parked" {
+		t.Fatalf("states %v, want %s parked", got, ids[0])
+	}
+	if code, out := run("dlq", "redrive", "--group", "order-worker"); code != orderctl.ExitOK || !strings.Contains(out, "summary: would re-drive 1,") {
+		t.Fatalf("dry run: exit %d\n%s", code, out)
 	}
 }

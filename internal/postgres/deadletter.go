@@ -33,13 +33,15 @@ type Redrive struct {
 
 // Redrives is what a group's re-drives did so far.
 type Redrives struct {
-	Records map[DLQPosition]bool // re-driven records
-	ByEvent map[string]int       // re-drives per event id (the loop guard)
+	// Records are the re-driven records, with the event id each had: a record at that position
+	// with another event id is not the one re-driven (the topic was re-created).
+	Records map[DLQPosition]string
+	ByEvent map[string]int // re-drives per event id (the loop guard)
 }
 
 // Redrives returns every record of group's dead-letter topic re-driven so far.
 func (l *DeadLetterLedger) Redrives(ctx context.Context, group string) (Redrives, error) {
-	r := Redrives{Records: map[DLQPosition]bool{}, ByEvent: map[string]int{}}
+	r := Redrives{Records: map[DLQPosition]string{}, ByEvent: map[string]int{}}
 	rows, err := l.pool.Query(ctx, `SELECT dlq_partition, dlq_offset, event_id FROM dead_letter_redrives WHERE consumer_group = $1`, group)
 	if err != nil {
 		return r, fmt.Errorf("re-drives of %s: %w", group, err)
@@ -51,7 +53,7 @@ func (l *DeadLetterLedger) Redrives(ctx context.Context, group string) (Redrives
 		if err := rows.Scan(&p.Partition, &p.Offset, &id); err != nil {
 			return r, fmt.Errorf("re-drives of %s: %w", group, err)
 		}
-		r.Records[p] = true
+		r.Records[p] = id
 		if id != "" {
 			r.ByEvent[id]++
 		}
