@@ -498,6 +498,7 @@ func TestRunbook4RedisLost(t *testing.T) {
 		}
 	}
 	rb.run(t, s, 4, orderctl.ExitOK, "orderctl reconcile", nil)
+	rb.run(t, s, 4, orderctl.ExitOK, "orderctl orders undecided", nil)
 	var oversold int
 	if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM stock WHERE allocated > on_hand`).Scan(&oversold); err != nil || oversold != 0 {
 		t.Fatalf("oversold SKUs: %d (%v)", oversold, err)
@@ -598,6 +599,7 @@ func TestRunbook5PostgresFailover(t *testing.T) {
 			t.Fatalf("order %s accepted during the failover: %q, want confirmed", id, status)
 		}
 	}
+	rb.run(t, s, 5, orderctl.ExitOK, "orderctl orders undecided", nil)
 }
 
 // Procedure 6: two poison records (one fails its schema, one is not JSON) go straight to the
@@ -958,6 +960,9 @@ func TestRunbookChecksCanFail(t *testing.T) {
 		t.Fatalf("orderctl lag: order-worker lag %d, want 3\n%s", lag, out)
 	}
 	// Every accepted order decided (procedure 1): exit 3, naming the waiting ones.
+	for _, n := range []int{4, 5} {
+		rb.run(t, s, n, orderctl.ExitDiff, "orderctl orders undecided", nil)
+	}
 	out = rb.run(t, s, 1, orderctl.ExitDiff, "orderctl orders undecided", nil)
 	for _, id := range waiting {
 		if !strings.Contains(out, id) {
