@@ -245,6 +245,10 @@ func (c *Consumer) forward(hctx context.Context, items []item, rewind map[tp]tim
 	var recs []*kgo.Record
 	for i := range items {
 		if items[i].fwd != nil && items[i].state == pending {
+			if items[i].dead && c.alreadyDeadLettered(hctx, &items[i]) {
+				items[i].state = forwarded
+				continue
+			}
 			idx = append(idx, i)
 			recs = append(recs, items[i].fwd)
 		}
@@ -289,6 +293,7 @@ func (c *Consumer) forward(hctx context.Context, items []item, rewind map[tp]tim
 			}
 		}
 		it.state = forwarded
+		c.rememberDeadLetter(hctx, it)
 		o := originOf(it.rec, it.tier)
 		c.m.records.WithLabelValues(c.cfg.Group, outcomeDeadLettered).Inc()
 		c.m.deadLetters.WithLabelValues(c.cfg.Group, o.topic, class).Inc()

@@ -59,6 +59,11 @@
 // compare sequence numbers, as stock events do). Permanent errors still go to the dead-letter
 // topic, so a poison record does not block its partition.
 //
+// With Config.DeadLetters, the group remembers (in Postgres) each event id it dead-lettered and
+// why; a replay that delivers the same event again failing for the same cause settles it without
+// a second dead letter, so the dead-letter topic, its counter and its alerts do not grow with
+// replays. A re-driven record carries a raised redrive-count, which is part of the cause.
+//
 // The retry and dead-letter topics are provisioned like every other topic ([Config.OwnTopics]);
 // Run refuses to start when a topic it reads or writes is missing.
 //
@@ -180,6 +185,11 @@ type Config struct {
 	// If it returns an error the record is not committed: it is delivered again later (and
 	// dead-lettered again: dead-letter topics may hold duplicates).
 	OnDeadLetter func(ctx context.Context, rec *kgo.Record, class string, err error) error
+	// DeadLetters, if set, remembers the events the group dead-lettered and why (event id, error
+	// class and text, redrive-count): a record whose event was dead-lettered before for the same
+	// cause (a replay of the source topics delivers it again) is settled without a second dead
+	// letter, OnDeadLetter call or dead-letter count.
+	DeadLetters DeadLetterMemory
 
 	// DrainTimeout bounds how long the batch in hand may take after Run's context ends (its
 	// handler context is cancelled then); zero means DefaultDrainTimeout.
@@ -317,6 +327,7 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)
 	}
+	m.zero(cfg.Group, cfg.Topics)
 	c := &Consumer{
 		cfg:       cfg,
 		log:       cfg.Log,

@@ -108,6 +108,20 @@ func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error)
 	return c, nil
 }
 
+// zero makes the counters that alerts and dashboards read exist at 0 from the start for the
+// group's known label values: increase() and rate() see nothing of a series until its second
+// sample, so a counter that first appears at 3 would never fire an alert on its first increase.
+func (m *metrics) zero(group string, sourceTopics []string) {
+	for _, o := range []string{outcomeDone, outcomeRetried, outcomeRetryTopic, outcomeDeadLettered} {
+		m.records.WithLabelValues(group, o)
+	}
+	for _, t := range sourceTopics {
+		for _, class := range []string{ClassTransient, ClassPermanent} {
+			m.deadLetters.WithLabelValues(group, t, class)
+		}
+	}
+}
+
 // Lag returns how far group is behind on each topic and partition it has committed offsets for or
 // is assigned: the end offset minus the committed offset (the whole partition if nothing is
 // committed yet).

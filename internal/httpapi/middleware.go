@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -45,6 +46,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "orderpipe_http_soldout_gate_total",
 			Help: "Orders refused with 409 by the sold-out gate before the idempotency protocol (SOLDOUT_GATE=before-idempotency).",
 		}),
+	}
+}
+
+// zero makes the 500 series of every route exist at 0 from the start: OrderpipeInternalErrors
+// takes rate() of it, which sees nothing of a series until its second sample, so the first
+// failing request on a route would otherwise go unnoticed.
+func (m *metrics) zero(routes []*echo.Route) {
+	for _, r := range routes {
+		if r.Method == echo.RouteNotFound || strings.HasPrefix(r.Method, "echo_") {
+			continue
+		}
+		m.requests.WithLabelValues(r.Method, r.Path, strconv.Itoa(http.StatusInternalServerError))
 	}
 }
 

@@ -88,6 +88,8 @@ func New(cfg Config, d Deps) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
-	addRoutes(e, cfg, d, newMetrics(d.Registry), rules)
+	m := newMetrics(d.Registry)
+	addRoutes(e, cfg, d, m, rules)
+	m.zero(e.Routes())
 	return e, nil
 }

@@ -108,7 +108,7 @@ type Service struct {
 // New builds the intake service, registering its metrics on reg.
 func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, log *slog.Logger, reg prometheus.Registerer) *Service {
 	f := promauto.With(reg)
-	return &Service{
+	s := &Service{
 		cfg: cfg, stock: stock, producer: producer, catalog: cat, validator: v, log: log, now: time.Now,
 		outcomes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderpipe_intake_orders_total",
@@ -133,6 +133,15 @@ func New(cfg Config, stock Stock, producer Producer, cat Catalog, v Validator, l
 			Help: "Orders refused with 409 because a line's SKU was known to be sold out, without a Redis call.",
 		}),
 	}
+	// Every outcome exists at 0 from the start: alerts take increase() and rate() of them, which
+	// see nothing of a series until its second sample.
+	for _, o := range []string{"accepted", "out_of_stock", "promotion_limit", "invalid", "unavailable"} {
+		s.outcomes.WithLabelValues(o)
+	}
+	for _, r := range []string{"express", "trade_account"} {
+		s.priority.WithLabelValues(r)
+	}
+	return s
 }
 
 // Accepted is an accepted order: its view and the view's JSON, which is both the 202 body and

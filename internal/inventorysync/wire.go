@@ -86,6 +86,7 @@ func Wire(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		Registerer:      reg,
 		Log:             log,
 		KafkaOpts:       []kgo.Opt{kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5)},
+		DeadLetters:     postgres.NewDeadLetterLedger(pool),
 	}
 	counters, producer := w.counters, w.producer
 	w.Checks = []admin.Check{

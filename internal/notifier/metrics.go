@@ -3,6 +3,8 @@ package notifier
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/orderpipe/orderpipe/internal/mail"
 )
 
 // metrics of the notifier process. Label values are bounded: kind is one of the mail kinds,
@@ -27,7 +29,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		sent: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "orderpipe_notifier_emails_sent_total",
 			Help: "E-mails the SMTP server accepted, by kind.",
@@ -83,4 +85,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Daily sales summaries sent to the ops address.",
 		}),
 	}
+	// The counters alerts and panels read exist at 0 from the start for every known label value:
+	// increase() and rate() see nothing of a series until its second sample.
+	for _, class := range []string{mail.ClassConnect, mail.ClassTLS, mail.ClassAuth, mail.ClassRecipient, mail.ClassRejected,
+		mail.ClassTimeout, mail.ClassNetwork, mail.ClassMessage} {
+		m.failures.WithLabelValues(class)
+	}
+	for _, kind := range []string{mail.KindOrderConfirmed, mail.KindOrderCancelled, mail.KindOrderShipped, mail.KindDailySummary} {
+		m.sent.WithLabelValues(kind)
+	}
+	return m
 }

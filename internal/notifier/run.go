@@ -20,6 +20,7 @@ import (
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/kafka"
+	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/topology"
 )
 
@@ -55,7 +56,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if !cfg.runs(group) {
 			continue
 		}
-		cc := cfg.consumerConfig(group, reg, log)
+		cc := cfg.consumerConfig(group, reg, log, postgres.NewDeadLetterLedger(pool))
 		c, err := consumer.New(cc, d.handler(&cfg, group, log))
 		if err != nil {
 			return err

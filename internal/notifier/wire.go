@@ -40,7 +40,7 @@ func Wire(ctx context.Context, cfg Config, group string, log *slog.Logger, reg p
 	if err != nil {
 		return nil, err
 	}
-	return &Wiring{Handler: d.handler(&cfg, group, log), Consumer: cfg.consumerConfig(group, reg, log), deps: d}, nil
+	return &Wiring{Handler: d.handler(&cfg, group, log), Consumer: cfg.consumerConfig(group, reg, log, postgres.NewDeadLetterLedger(d.pool)), deps: d}, nil
 }
 
 // Close closes the clients Wire opened.
@@ -112,11 +112,11 @@ func (d *deps) handler(cfg *Config, group string, log *slog.Logger) consumer.Han
 
 // consumerConfig is the consumer of group on orders.events: small fetches (low priority), the
 // group's own start position, batch size and retry tiers.
-func (cfg *Config) consumerConfig(group string, reg prometheus.Registerer, log *slog.Logger) consumer.Config {
+func (cfg *Config) consumerConfig(group string, reg prometheus.Registerer, log *slog.Logger, dl consumer.DeadLetterMemory) consumer.Config {
 	cc := consumer.Config{
 		Group: group, Topics: []string{event.TopicOrderEvents}, Brokers: cfg.KafkaBrokers,
 		ClientID: cfg.KafkaClientID + "-" + group, RetryInPlaceFor: cfg.RetryInPlace,
-		DrainTimeout: cfg.ShutdownTimeout, Registerer: reg, Log: log,
+		DrainTimeout: cfg.ShutdownTimeout, Registerer: reg, Log: log, DeadLetters: dl,
 		KafkaOpts: []kgo.Opt{
 			kgo.SessionTimeout(cfg.KafkaSessionTimeout), kgo.HeartbeatInterval(cfg.KafkaSessionTimeout / 5),
 			kgo.FetchMaxBytes(fetchMaxBytes), kgo.FetchMaxPartitionBytes(fetchMaxPartBytes),

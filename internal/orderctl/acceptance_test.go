@@ -638,20 +638,32 @@ func TestAcceptanceDeadLetterRedrive(t *testing.T) {
 		t.Fatalf("the dry run published %d records", got-placedBefore)
 	}
 
+	// One order re-driven by key first (issue 18 row 1): the runbook's check still finds every
+	// other parked order (before, the filtered run moved the progress past them: "would re-drive 0").
+	first := accepted["buyer-o-0@example.com"]
+	if code, out := s.ctl(t, "dlq", "redrive", "--group", "order-worker", "--class", "transient", "--key", first, "--execute"); code != orderctl.ExitOK ||
+		!strings.Contains(out, "summary: re-driven 1,") {
+		t.Fatalf("re-drive by key: exit %d\n%s", code, out)
+	}
+	out = rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker", nil)
+	if !strings.Contains(out, fmt.Sprintf("summary: would re-drive %d,", n)) || strings.Contains(out, "key "+first+" ") {
+		t.Fatalf("the runbook's check after a re-drive by key: want the %d other orders\n%s", n, out)
+	}
+
 	// --execute, interrupted after the second batch has been acknowledged (the test sets --batch
 	// 5 so that there are several batches; the default is 500).
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	w := &cancelOn{s: "progress: 8/41 re-driven", cancel: cancel}
+	w := &cancelOn{s: "progress: 8/40 re-driven", cancel: cancel}
 	execute := rb.cmd(t, 3, "orderctl dlq redrive --group order-worker --class transient --execute", nil)
 	err := orderctl.Run(ctx, append(execute, "--batch", "5"), func(k string) string { return s.Env(nil)[k] }, w)
 	out = w.buf.String()
 	if orderctl.Code(err) != orderctl.ExitError || !strings.Contains(out, "summary: re-driven 10,") || !strings.Contains(out, "run the same command again to continue") {
 		t.Fatalf("interrupted re-drive: exit %d (%v), want 1 after 10 re-driven\n%s", orderctl.Code(err), err, out)
 	}
-	// The runbook's command again: the other 31, none of the first 10 again.
+	// The runbook's command again: the other 30, none of the first 11 again.
 	out = rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker --class transient --execute", nil)
-	if !strings.Contains(out, fmt.Sprintf("summary: re-driven %d, refused by the loop guard 0", n+1-10)) {
+	if !strings.Contains(out, fmt.Sprintf("summary: re-driven %d, refused by the loop guard 0", n+1-10-1)) {
 		t.Fatalf("resumed re-drive:\n%s", out)
 	}
 	redriven := map[string]int{}
@@ -675,9 +687,14 @@ func TestAcceptanceDeadLetterRedrive(t *testing.T) {
 		return st["confirmed"] == n, fmt.Sprintf("orders %v, %d dead letters", st, s.dlqTotal(t))
 	})
 	waitFor(t, 90*time.Second, "the failing order dead-lettered again", func() (bool, string) {
-		got := s.dlqTotal(t)
+		got := s.dlqTotal(t, "--all")
 		return got == n+2, fmt.Sprintf("%d dead letters, want %d", got, n+2)
 	})
+	// Outstanding: only the failing order's new dead letter (the decided orders' ones are
+	// handled, its first one superseded).
+	if got := s.dlqTotal(t); got != 1 {
+		t.Fatalf("%d outstanding dead letters, want 1 (the failing order's)", got)
+	}
 	s.waitLagZero(t, 60*time.Second, allGroups()...)
 	st := s.Sim.Stats()
 	if st.Captures != n || st.CapturedOrders != n || len(st.DoubleCaptured) != 0 {
@@ -706,10 +723,11 @@ func TestAcceptanceDeadLetterRedrive(t *testing.T) {
 		!strings.Contains(out, "summary: re-driven 0, refused by the loop guard 1") {
 		t.Fatalf("loop guard: exit %d, want %d\n%s", code, orderctl.ExitRefused, out)
 	}
-	// Runbook check after: nothing left to send, lag 0, captures = captured payments = confirmed.
+	// Runbook check after: what is left to send is the failing order alone (a refused record is
+	// never moved past), lag 0, captures = captured payments = confirmed.
 	out = rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker", nil)
-	if !strings.Contains(out, "summary: would re-drive 0,") {
-		t.Fatalf("after the re-drive, something is left to send:\n%s", out)
+	if !strings.Contains(out, "summary: would re-drive 1,") || !strings.Contains(out, "key "+poison+" ") {
+		t.Fatalf("after the re-drive, want the failing order %s alone left to send:\n%s", poison, out)
 	}
 	rb.run(t, s, 3, orderctl.ExitOK, "orderctl lag", nil)
 	rows := rb.sql(t, s, 3, 0, nil)

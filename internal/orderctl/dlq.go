@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -26,12 +27,13 @@ import (
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
 	"github.com/orderpipe/orderpipe/internal/kafka"
+	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/topology"
 )
 
 // HeaderRedriveCount counts how often `orderctl dlq redrive` put a record back on its source
 // topic. The consumer keeps it when it dead-letters the record again, so the loop guard sees it.
-const HeaderRedriveCount = "redrive-count"
+const HeaderRedriveCount = consumer.HeaderRedriveCount
 
 // redriveGroup is the consumer group whose committed offsets on a DLQ topic record how far the
 // re-drive of that group's dead letters got.
@@ -111,9 +113,28 @@ type dlqEntry struct {
 	rec *kgo.Record
 	dl  consumer.DeadLetter
 	err error // wraps consumer.ErrNotDeadLetter
+
+	// Set by annotate:
+	state       string // parked, redriven, superseded, or the decided order's status
+	outstanding bool   // still waits on ops (dlq list and count show it by default)
+	guard       int    // re-drives so far, for the loop guard: per event id
 }
 
-func (x dlqEntry) redrives() int {
+// States of a dead letter, the STATE column of dlq list. An order-worker dead letter whose order
+// has a row in Postgres shows the order's status instead (confirmed, cancelled, shipped).
+const (
+	// stateParked: not re-driven and not decided. Outstanding; dlq redrive sends it.
+	stateParked = "parked"
+	// stateRedriven: re-driven. For order-worker it stays outstanding until its order is decided;
+	// for the other groups a re-driven record that fails again comes back as a new dead letter.
+	stateRedriven = "redriven"
+	// stateSuperseded: a later dead letter of the same event id exists (it came back after a
+	// re-drive, or a replay wrote it again): that one carries the state.
+	stateSuperseded = "superseded"
+)
+
+// headerRedrives is the record's redrive-count header.
+func (x dlqEntry) headerRedrives() int {
 	n := 0
 	for _, h := range x.dl.Headers {
 		if h.Key == HeaderRedriveCount {
@@ -121,6 +142,21 @@ func (x dlqEntry) redrives() int {
 		}
 	}
 	return n
+}
+
+// redrives is how often the record's event was re-driven: its redrive-count header, or the
+// re-drives recorded for its event id when more (a copy written again by a replay starts its
+// header at 0).
+func (x dlqEntry) redrives() int { return max(x.headerRedrives(), x.guard) }
+
+// eventID is the record's ce_id header; empty when it has none.
+func (x dlqEntry) eventID() string {
+	for _, h := range x.dl.Headers {
+		if h.Key == event.HeaderID {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // dlqRow is a dead letter as list prints it in JSON.
@@ -134,6 +170,8 @@ type dlqRow struct {
 	Attempts        int       `json:"attempts"`
 	Class           string    `json:"class"`
 	Redrives        int       `json:"redrive_count"`
+	State           string    `json:"state"`
+	Outstanding     bool      `json:"outstanding"`
 	Key             string    `json:"key"`
 	Error           string    `json:"error"`
 	// ReplayGroup is the replay group (orderctl replay range) that gave the record up; empty for
@@ -144,7 +182,7 @@ type dlqRow struct {
 func rowOf(x dlqEntry) dlqRow {
 	return dlqRow{Partition: x.rec.Partition, Offset: x.rec.Offset, Time: x.dl.Time.UTC(), SourceTopic: x.dl.Topic,
 		SourcePartition: x.dl.Partition, SourceOffset: x.dl.Offset, Attempts: x.dl.Attempts, Class: x.dl.Class,
-		Redrives: x.redrives(), Key: string(x.dl.Key), Error: x.dl.Error, ReplayGroup: x.dl.ReplayGroup}
+		Redrives: x.redrives(), State: x.state, Outstanding: x.outstanding, Key: string(x.dl.Key), Error: x.dl.Error, ReplayGroup: x.dl.ReplayGroup}
 }
 
 // dlqGroup checks --group names a consumer group with a dead-letter topic.
@@ -182,26 +220,34 @@ func (e *env) dlqCmd() *cobra.Command {
 func (e *env) dlqListCmd() *cobra.Command {
 	var group, output string
 	var f dlqFilter
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "list --group G [filters] [--limit N] [--output table|json]",
-		Short: "Print the dead letters of a group, one row each, oldest first per partition",
-		Args:  cobra.NoArgs,
+		Use:   "list --group G [filters] [--all] [--limit N] [--output table|json]",
+		Short: "Print the outstanding dead letters of a group (--all: every one), with their state, oldest first per partition",
+		Long: "Prints the dead letters that still wait on ops, one row each with its STATE:\n" +
+			"  parked      not re-driven and not decided: dlq redrive sends it\n" +
+			"  redriven    re-driven; an order-worker dead letter stays listed until its order is decided\n" +
+			"With --all it prints every record of the dead-letter topic, also those handled:\n" +
+			"  confirmed, cancelled, shipped   order-worker: the order was decided (its row in Postgres)\n" +
+			"  superseded  a later dead letter of the same event id exists (it came back after a re-drive)\n" +
+			"  redriven    (other groups) re-driven; if it failed again it came back as a new dead letter\n" +
+			"Re-drives are read from Postgres (DATABASE_URL), where dlq redrive records them.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			topic, entries, err := e.dlqRead(cmd.Context(), group, output, &f)
 			if err != nil {
 				return err
 			}
 			rows := []dlqRow{}
-			invalid := 0
+			invalid, handled := 0, 0
 			for _, x := range entries {
-				if x.err != nil {
+				switch {
+				case x.err != nil:
 					invalid++
-					continue
-				}
-				if f.limit > 0 && len(rows) == f.limit {
-					break
-				}
-				if f.match(x.dl) {
+				case !all && !x.outstanding:
+					handled++
+				case f.limit > 0 && len(rows) == f.limit:
+				case f.match(x.dl):
 					rows = append(rows, rowOf(x))
 				}
 			}
@@ -209,12 +255,16 @@ func (e *env) dlqListCmd() *cobra.Command {
 				return writeJSON(e.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARTITION:OFFSET\tDLQ_TIME\tSOURCE\tATTEMPTS\tCLASS\tREDRIVES\tKEY\tERROR")
+			fmt.Fprintln(tw, "PARTITION:OFFSET\tDLQ_TIME\tSOURCE\tATTEMPTS\tCLASS\tREDRIVES\tSTATE\tKEY\tERROR")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%d:%d\t%s\t%s/%d@%d\t%d\t%s\t%d\t%s\t%s\n", r.Partition, r.Offset, r.Time.Format(time.RFC3339),
-					r.SourceTopic, r.SourcePartition, r.SourceOffset, r.Attempts, r.Class, r.Redrives, r.Key, dlqTruncate(r.Error, 60))
+				fmt.Fprintf(tw, "%d:%d\t%s\t%s/%d@%d\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Partition, r.Offset, r.Time.Format(time.RFC3339),
+					r.SourceTopic, r.SourcePartition, r.SourceOffset, r.Attempts, r.Class, r.Redrives, r.State, r.Key, dlqTruncate(r.Error, 60))
 			}
-			fmt.Fprintf(tw, "%d dead letters on %s\n", len(rows), topic)
+			if all {
+				fmt.Fprintf(tw, "%d dead letters on %s\n", len(rows), topic)
+			} else {
+				fmt.Fprintf(tw, "%d outstanding dead letters on %s (%d handled; --all lists every one with its state)\n", len(rows), topic, handled)
+			}
 			if invalid > 0 {
 				fmt.Fprintf(tw, "%d record(s) of %s are not dead letters (no dlq-* headers); dlq inspect shows them\n", invalid, topic)
 			}
@@ -223,6 +273,7 @@ func (e *env) dlqListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&group, "group", "", "consumer group whose dead-letter topic to read (required)")
 	cmd.Flags().StringVar(&output, "output", "table", "table or json")
+	cmd.Flags().BoolVar(&all, "all", false, "every dead letter (history), not only the outstanding ones")
 	f.flags(cmd, true)
 	return cmd
 }
@@ -230,10 +281,13 @@ func (e *env) dlqListCmd() *cobra.Command {
 func (e *env) dlqCountCmd() *cobra.Command {
 	var group, output string
 	var f dlqFilter
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "count --group G [filters] [--output table|json]",
-		Short: "Count the dead letters of a group by error class and source topic",
-		Args:  cobra.NoArgs,
+		Use:   "count --group G [filters] [--all] [--output table|json]",
+		Short: "Count the outstanding dead letters of a group (--all: every one) by error class, source topic and state",
+		Long: "Counts what dlq list prints (see its help for the states): by default the dead letters that\n" +
+			"still wait on ops (parked, or re-driven and not decided yet), with --all every one.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			topic, entries, err := e.dlqRead(cmd.Context(), group, output, &f)
 			if err != nil {
@@ -242,38 +296,49 @@ func (e *env) dlqCountCmd() *cobra.Command {
 			type count struct {
 				Class       string `json:"class"`
 				SourceTopic string `json:"source_topic"`
+				State       string `json:"state"`
 				Count       int    `json:"count"`
 			}
-			by := map[[2]string]int{}
-			total, invalid := 0, 0
+			by := map[[3]string]int{}
+			total, invalid, handled := 0, 0, 0
 			for _, x := range entries {
 				switch {
 				case x.err != nil:
 					invalid++
+				case !all && !x.outstanding:
+					handled++
 				case f.match(x.dl):
-					by[[2]string{x.dl.Class, x.dl.Topic}]++
+					by[[3]string{x.dl.Class, x.dl.Topic, x.state}]++
 					total++
 				}
 			}
 			counts := []count{}
 			for k, n := range by {
-				counts = append(counts, count{Class: k[0], SourceTopic: k[1], Count: n})
+				counts = append(counts, count{Class: k[0], SourceTopic: k[1], State: k[2], Count: n})
 			}
 			sort.Slice(counts, func(i, j int) bool {
-				if counts[i].Class != counts[j].Class {
-					return counts[i].Class < counts[j].Class
+				a, b := counts[i], counts[j]
+				if a.Class != b.Class {
+					return a.Class < b.Class
 				}
-				return counts[i].SourceTopic < counts[j].SourceTopic
+				if a.SourceTopic != b.SourceTopic {
+					return a.SourceTopic < b.SourceTopic
+				}
+				return a.State < b.State
 			})
 			if output == "json" {
-				return writeJSON(e.stdout, map[string]any{"topic": topic, "total": total, "not_dead_letters": invalid, "counts": counts})
+				return writeJSON(e.stdout, map[string]any{"topic": topic, "outstanding_only": !all, "total": total, "handled": handled,
+					"not_dead_letters": invalid, "counts": counts})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLASS\tSOURCE_TOPIC\tCOUNT")
+			fmt.Fprintln(tw, "CLASS\tSOURCE_TOPIC\tSTATE\tCOUNT")
 			for _, c := range counts {
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", c.Class, c.SourceTopic, c.Count)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", c.Class, c.SourceTopic, c.State, c.Count)
 			}
-			fmt.Fprintf(tw, "total\t\t%d\n", total)
+			fmt.Fprintf(tw, "total\t\t\t%d\n", total)
+			if !all {
+				fmt.Fprintf(tw, "(outstanding only: %d handled dead letters not counted; --all counts them)\n", handled)
+			}
 			if invalid > 0 {
 				fmt.Fprintf(tw, "%d record(s) of %s are not dead letters\n", invalid, topic)
 			}
@@ -282,6 +347,7 @@ func (e *env) dlqCountCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&group, "group", "", "consumer group whose dead-letter topic to read (required)")
 	cmd.Flags().StringVar(&output, "output", "table", "table or json")
+	cmd.Flags().BoolVar(&all, "all", false, "every dead letter (history), not only the outstanding ones")
 	f.flags(cmd, false)
 	return cmd
 }
@@ -358,17 +424,23 @@ func (e *env) dlqRedriveCmd() *cobra.Command {
 			"one per line, counted in the summary, and make the command exit 4 (everything else chosen\n" +
 			"was re-driven).\n\n" +
 			"Without --execute nothing is sent: it prints what would be re-driven and a summary.\n\n" +
+			"Only parked records are chosen (dlq list shows the states): a record re-driven before, one whose\n" +
+			"order is decided, or one superseded by a later dead letter of the same event id is not sent\n" +
+			"again. The loop guard counts re-drives per event id (a copy a replay wrote again does not\n" +
+			"start at 0).\n\n" +
 			"Resumable: records are published with the idempotent producer (acks=all) in batches of\n" +
-			"--batch, and after every acknowledged batch the progress is committed as offsets of the\n" +
-			"group orderctl-redrive.<G> on the dead-letter topic. A re-drive continues after the last\n" +
-			"record the previous one scanned (re-driven, refused or skipped by the filters). Interrupted\n" +
-			"(Ctrl-C), it lets the batch in flight be acknowledged, commits, and stops before sending\n" +
-			"more, so running it again sends nothing twice. Only a crash (or a broker failure in the\n" +
-			"middle of a batch) between the broker's acknowledgement and the commit can publish up to\n" +
-			"one batch again; those records keep their event ids and the consumers skip an event id\n" +
-			"they processed, so the effect is still once.\n" +
-			"--from-start ignores that progress to reach records an earlier filtered re-drive skipped;\n" +
-			"combine it with filters that exclude what was already re-driven.\n\n" +
+			"--batch, and after every acknowledged batch each re-driven record is recorded in Postgres\n" +
+			"(DATABASE_URL; progress is per record), then the offsets of the group orderctl-redrive.<G> on\n" +
+			"the dead-letter topic move over the records handled without a gap, and never past one that\n" +
+			"was not re-driven: records skipped by the filters or --limit, or refused, stay for a later\n" +
+			"run, and the summary says how many are still parked. Interrupted (Ctrl-C), it lets the batch\n" +
+			"in flight be acknowledged, records it, and stops before sending more, so running it again\n" +
+			"sends nothing twice. Only a crash (or a broker failure in the middle of a batch) between the\n" +
+			"broker's acknowledgement and that record can publish up to one batch again; those records\n" +
+			"keep their event ids and the consumers skip an event id they processed, so the effect is\n" +
+			"still once.\n" +
+			"--from-start reads the dead-letter topic from its first record instead of from those offsets\n" +
+			"(what was re-driven is still not sent again).\n\n" +
 			"Exit codes: 0 done, 1 failed or interrupted (run it again to continue), 2 bad usage,\n" +
 			"4 some records were refused by the loop guard.",
 		Args: cobra.NoArgs,
@@ -411,7 +483,7 @@ type redriveRun struct {
 }
 
 type redriveSummary struct {
-	scanned, redriven, refused, skipped, invalid int
+	redriven, refused, skipped, beyond, handled, invalid int
 }
 
 func (e *env) redrive(ctx context.Context, r redriveRun) error {
@@ -421,6 +493,12 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	led := postgres.NewDeadLetterLedger(pool)
 	progressGroup := redriveGroup(r.group)
 	var from map[int32]int64
 	if !r.fromStart {
@@ -442,62 +520,65 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 	if err != nil {
 		return err
 	}
+	if _, err := annotate(ctx, led, r.group, entries); err != nil {
+		return err
+	}
+
+	// Decide every record first, so the dry run prints exactly what --execute sends.
+	var s redriveSummary
+	var chosen []int
+	parked := 0
+	for i, x := range entries {
+		switch {
+		case x.err != nil:
+			s.invalid++
+		case x.state != stateParked:
+			s.handled++
+		case !r.filter.match(x.dl):
+			s.skipped++
+			parked++
+		case x.redrives() >= r.max:
+			s.refused++
+			parked++
+			fmt.Fprintf(e.stdout, "refused %d:%d (key %s): re-driven %d times already, the --max-redrives limit %d; it keeps failing with %q: fix the cause, then re-drive it on purpose with --key %s --max-redrives %d\n",
+				x.rec.Partition, x.rec.Offset, dlqPrintable(x.dl.Key), x.redrives(), r.max, dlqTruncate(x.dl.Error, 120), dlqPrintable(x.dl.Key), x.redrives()+1)
+		case r.filter.limit > 0 && len(chosen) >= r.filter.limit:
+			s.beyond++
+			parked++
+		default:
+			chosen = append(chosen, i)
+			parked++
+		}
+	}
 	mode := "dry run: would re-drive"
 	if r.execute {
 		mode = "re-driving"
 	}
-	var s redriveSummary
-	chosen := 0
-	for _, x := range entries {
-		if x.err == nil && r.filter.match(x.dl) && x.redrives() < r.max {
-			chosen++
-		}
-	}
-	if r.filter.limit > 0 {
-		chosen = min(chosen, r.filter.limit)
-	}
-	fmt.Fprintf(e.stdout, "%s %d of the %d records of %s after the committed progress of %s\n", mode, chosen, len(entries), r.topic, progressGroup)
-	prog := e.newProgress(chosen, r.execute)
+	fmt.Fprintf(e.stdout, "%s %d of the %d records of %s read from the re-drive position of %s\n", mode, len(chosen), len(entries), r.topic, progressGroup)
+	prog := e.newProgress(len(chosen), r.execute)
 
-	var pending []*kgo.Record
-	sentFrom := map[*kgo.Record]*kgo.Record{} // re-driven record -> its dead letter
-	scannedTo := map[int32]int64{}            // next offset to scan, per DLQ partition
-	flush := func() error {
-		if len(pending) == 0 {
-			return r.commit(ctx, adm, progressGroup, scannedTo)
-		}
-		// The batch is not cut short by an interruption: it is finished, so that what the broker
-		// has is exactly what is committed. (With the idempotent producer franz-go never fails a
-		// record it has sent, so a failure below means the record was not written.)
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redriveBatchTimeout)
-		defer cancel()
-		// Results come in completion order: match them by record. On a failure, progress stops
-		// before the first failed dead letter of its partition (what follows is sent again).
-		stop := map[int32]int64{}
-		var firstErr error
-		for _, res := range cl.ProduceSync(pctx, pending...) {
-			if res.Err == nil {
-				s.redriven++
-				prog.add(1)
+	// done marks the records that need no re-drive (not dead letters, or handled) and those
+	// re-driven by this run; the committed position moves only over them.
+	done := make([]bool, len(entries))
+	for i, x := range entries {
+		done[i] = x.err != nil || x.state != stateParked
+	}
+	commit := func() error {
+		next := map[int32]int64{}
+		blocked := map[int32]bool{}
+		for i, x := range entries {
+			p := x.rec.Partition
+			if blocked[p] {
 				continue
 			}
-			dl := sentFrom[res.Record]
-			if firstErr == nil {
-				firstErr = fmt.Errorf("re-drive %s %d:%d to %s: %w", r.topic, dl.Partition, dl.Offset, res.Record.Topic, res.Err)
+			if !done[i] {
+				blocked[p] = true
+				next[p] = x.rec.Offset
+				continue
 			}
-			if at, ok := stop[dl.Partition]; !ok || dl.Offset < at {
-				stop[dl.Partition] = dl.Offset
-			}
+			next[p] = x.rec.Offset + 1
 		}
-		for p, at := range stop {
-			scannedTo[p] = at
-		}
-		pending = pending[:0]
-		clear(sentFrom)
-		if err := r.commit(ctx, adm, progressGroup, scannedTo); err != nil {
-			return errors.Join(firstErr, err)
-		}
-		return firstErr
+		return r.commit(ctx, adm, progressGroup, next)
 	}
 	// finish prints the summary, whatever happened, and says how the run ended.
 	finish := func(runErr error) error {
@@ -506,15 +587,16 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 		if r.execute {
 			verb = "re-driven"
 		}
-		fmt.Fprintf(e.stdout, "summary: %s %d, refused by the loop guard %d, skipped by filters %d, not dead letters %d (scanned %d of %d)\n",
-			verb, s.redriven, s.refused, s.skipped, s.invalid, s.scanned, len(entries))
+		fmt.Fprintf(e.stdout, "summary: %s %d, refused by the loop guard %d, skipped by filters %d, beyond --limit %d, handled before %d, not dead letters %d\n",
+			verb, s.redriven, s.refused, s.skipped, s.beyond, s.handled, s.invalid)
+		fmt.Fprintf(e.stdout, "still parked after this run: %d (dlq list --group %s shows them)\n", parked-s.redriven, r.group)
 		switch {
 		case runErr != nil && r.execute:
-			fmt.Fprintf(e.stdout, "stopped: progress up to the last acknowledged batch is committed in %s; run the same command again to continue (records already re-driven are not sent again)\n", progressGroup)
+			fmt.Fprintf(e.stdout, "stopped: every acknowledged batch is recorded; run the same command again to continue (records already re-driven are not sent again)\n")
 			return runErr
 		case runErr != nil:
 			return runErr
-		case !r.execute && chosen > 0:
+		case !r.execute && len(chosen) > 0:
 			fmt.Fprintln(e.stdout, "nothing was sent: run again with --execute to re-drive")
 		}
 		if s.refused > 0 {
@@ -523,58 +605,68 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 		}
 		return nil
 	}
-	for _, x := range entries {
-		if err := ctx.Err(); err != nil {
-			// Interrupted: what is pending was not sent; progress stays before it.
-			for _, out := range pending {
-				dl := sentFrom[out]
-				if at, ok := scannedTo[dl.Partition]; !ok || dl.Offset < at {
-					scannedTo[dl.Partition] = dl.Offset
-				}
-			}
-			pending = pending[:0]
-			if cerr := r.commit(ctx, adm, progressGroup, scannedTo); cerr != nil {
-				return finish(errors.Join(err, cerr))
-			}
-			return finish(fmt.Errorf("re-drive of %s interrupted: %w", r.topic, err))
-		}
-		if r.filter.limit > 0 && s.redriven+len(pending) >= r.filter.limit {
-			break // --limit reached: progress stays before the records not scanned
-		}
-		s.scanned++
-		next := x.rec.Offset + 1
-		switch {
-		case x.err != nil:
-			s.invalid++
-		case !r.filter.match(x.dl):
-			s.skipped++
-		case x.redrives() >= r.max:
-			s.refused++
-			fmt.Fprintf(e.stdout, "refused %d:%d (key %s): re-driven %d times already, the --max-redrives limit %d; it keeps failing with %q: fix the cause, then re-drive it on purpose with --from-start --key %s --max-redrives %d\n",
-				x.rec.Partition, x.rec.Offset, dlqPrintable(x.dl.Key), x.redrives(), r.max, dlqTruncate(x.dl.Error, 120), dlqPrintable(x.dl.Key), x.redrives()+1)
-		case !r.execute:
+	if !r.execute {
+		for _, i := range chosen {
+			x := entries[i]
 			s.redriven++
 			fmt.Fprintf(e.stdout, "would re-drive %d:%d key %s to %s (source %d@%d, %s: %s), redrive-count %d\n",
 				x.rec.Partition, x.rec.Offset, dlqPrintable(x.dl.Key), x.dl.Topic, x.dl.Partition, x.dl.Offset,
 				x.dl.Class, dlqTruncate(x.dl.Error, 60), x.redrives()+1)
-		default:
-			out := redriveRecord(x)
-			sentFrom[out] = x.rec
-			pending = append(pending, out)
 		}
-		if r.execute {
-			scannedTo[x.rec.Partition] = next
-			if len(pending) >= r.batch {
-				if err := flush(); err != nil {
-					return finish(err)
-				}
-			}
-		}
+		return finish(nil)
 	}
-	if r.execute {
-		if err := flush(); err != nil {
+	// send publishes one batch, records what the broker acknowledged, and commits the position.
+	send := func(batch []int) error {
+		// The batch is not cut short by an interruption: it is finished, so that what the broker
+		// has is exactly what is recorded. (With the idempotent producer franz-go never fails a
+		// record it has sent, so a failure below means the record was not written.)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redriveBatchTimeout)
+		defer cancel()
+		out := make([]*kgo.Record, len(batch))
+		from := map[*kgo.Record]int{}
+		for j, i := range batch {
+			out[j] = redriveRecord(entries[i])
+			from[out[j]] = i
+		}
+		var firstErr error
+		var acked []postgres.Redrive
+		var ackedIdx []int
+		for _, res := range cl.ProduceSync(pctx, out...) {
+			i := from[res.Record]
+			x := entries[i]
+			if res.Err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("re-drive %s %d:%d to %s: %w", r.topic, x.rec.Partition, x.rec.Offset, res.Record.Topic, res.Err)
+				}
+				continue
+			}
+			acked = append(acked, postgres.Redrive{DLQPosition: postgres.DLQPosition{Partition: x.rec.Partition, Offset: x.rec.Offset}, EventID: x.eventID()})
+			ackedIdx = append(ackedIdx, i)
+		}
+		if err := led.AddRedrives(pctx, r.group, acked); err != nil {
+			return errors.Join(firstErr, fmt.Errorf("%w (%d acknowledged record(s) not recorded: a new run sends them again, and their consumer skips the event ids it processed)", err, len(acked)))
+		}
+		for _, i := range ackedIdx {
+			done[i] = true
+			s.redriven++
+			prog.add(1)
+		}
+		if err := commit(); err != nil {
+			return errors.Join(firstErr, err)
+		}
+		return firstErr
+	}
+	for start := 0; start < len(chosen); start += r.batch {
+		if err := ctx.Err(); err != nil {
+			// Interrupted: the rest was not sent and stays parked.
+			return finish(fmt.Errorf("re-drive of %s interrupted: %w", r.topic, err))
+		}
+		if err := send(chosen[start:min(start+r.batch, len(chosen))]); err != nil {
 			return finish(err)
 		}
+	}
+	if err := commit(); err != nil {
+		return finish(err)
 	}
 	return finish(nil)
 }
@@ -614,11 +706,8 @@ func (e *env) dlqClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	return kafka.NewClient(kafka.ClientConfig{Brokers: e.cfg.KafkaBrokers, ClientID: e.cfg.KafkaClientID + "-orderctl"}, opts...)
 }
 
-// readDLQ reads topic from the start (or from the given offsets, where later) up to the end
-// offsets it finds when called, with a plain consumer (no group). Only partitions are read when
-// given. Entries are ordered by partition, then offset.
-// dlqRead checks the arguments list and count share and reads the group's whole dead-letter
-// topic.
+// dlqRead checks the arguments list and count share, reads the group's whole dead-letter topic
+// and annotates each record with its state.
 func (e *env) dlqRead(ctx context.Context, group, output string, f *dlqFilter) (string, []dlqEntry, error) {
 	topic, err := dlqGroup(group)
 	if err != nil {
@@ -631,9 +720,91 @@ func (e *env) dlqRead(ctx context.Context, group, output string, f *dlqFilter) (
 		return "", nil, err
 	}
 	entries, err := e.readDLQ(ctx, topic, nil)
-	return topic, entries, err
+	if err != nil {
+		return "", nil, err
+	}
+	pool, err := e.pool(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	defer pool.Close()
+	if _, err := annotate(ctx, postgres.NewDeadLetterLedger(pool), group, entries); err != nil {
+		return "", nil, err
+	}
+	return topic, entries, nil
 }
 
+// annotate sets each dead letter's state, whether it is outstanding, and its loop-guard count,
+// from the re-drives recorded in Postgres, the later records of the same event id and, for
+// order-worker, the order's row (an orders row is written only when the order is decided).
+// It returns the re-drives recorded so far.
+func annotate(ctx context.Context, led *postgres.DeadLetterLedger, group string, entries []dlqEntry) (postgres.Redrives, error) {
+	rd, err := led.Redrives(ctx, group)
+	if err != nil {
+		return rd, err
+	}
+	latest := map[string]int{} // event id -> index of its latest dead letter
+	var keys []string
+	for i, x := range entries {
+		if x.err != nil {
+			continue
+		}
+		if id := x.eventID(); id != "" {
+			if j, ok := latest[id]; !ok || !x.dl.Time.Before(entries[j].dl.Time) {
+				latest[id] = i
+			}
+		}
+		keys = append(keys, orderKey(x.dl.Key))
+	}
+	statuses := map[string]string{}
+	if group == topology.GroupOrderWorker {
+		if statuses, err = led.OrderStatuses(ctx, keys); err != nil {
+			return rd, err
+		}
+	}
+	for i := range entries {
+		x := &entries[i]
+		if x.err != nil {
+			continue
+		}
+		id := x.eventID()
+		if id != "" {
+			x.guard = rd.ByEvent[id]
+		}
+		st, decided := statuses[orderKey(x.dl.Key)]
+		switch {
+		case decided:
+			x.state = st
+		case id != "" && latest[id] != i:
+			x.state = stateSuperseded
+		case redriven(rd, x):
+			x.state = stateRedriven
+			x.outstanding = group == topology.GroupOrderWorker
+		default:
+			x.state, x.outstanding = stateParked, true
+		}
+	}
+	return rd, nil
+}
+
+// redriven reports whether the ledger has x as re-driven: its position, with its event id (a
+// record at a recorded position with another event id is a new one: the topic was re-created).
+func redriven(rd postgres.Redrives, x *dlqEntry) bool {
+	id, ok := rd.Records[postgres.DLQPosition{Partition: x.rec.Partition, Offset: x.rec.Offset}]
+	return ok && id == x.eventID()
+}
+
+// orderKey is a record key as an order id in Postgres's text form (lower case) when it is a UUID.
+func orderKey(k []byte) string {
+	if u, err := uuid.ParseBytes(k); err == nil {
+		return u.String()
+	}
+	return string(k)
+}
+
+// readDLQ reads topic from the start (or from the given offsets, where later) up to the end
+// offsets it finds when called, with a plain consumer (no group). Only partitions are read when
+// given. Entries are ordered by partition, then offset.
 func (e *env) readDLQ(ctx context.Context, topic string, from map[int32]int64, only ...int32) ([]dlqEntry, error) {
 	cl, err := e.dlqClient()
 	if err != nil {

@@ -134,6 +134,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		e.mailsinkCmd(),
 		e.benchCmd(),
 		e.dlqCmd(),
+		e.ordersCmd(),
 		e.lagCmd(),
 		e.replayCmd(),
 		e.chaosCmd(),

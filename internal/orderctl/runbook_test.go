@@ -309,17 +309,9 @@ func TestRunbook1ConsumerDown(t *testing.T) {
 
 	// Check after.
 	rb.run(t, s, 1, orderctl.ExitOK, "orderctl reconcile", nil)
-	rows := rb.sql(t, s, 1, 0, nil)
-	decided := 0
-	for _, r := range rows {
-		if r[0] == "pending" {
-			t.Fatalf("orders still pending: %v", rows)
-		}
-		n, _ := strconv.Atoi(r[1])
-		decided += n
-	}
-	if decided != len(before)+len(during) {
-		t.Fatalf("%d orders decided (%v), want %d\nlag before: %s\nwatch:\n%s", decided, rows, len(before)+len(during), out, w.buf.String())
+	out = rb.run(t, s, 1, orderctl.ExitOK, "orderctl orders undecided", nil)
+	if want := fmt.Sprintf("%d accepted orders, %d decided, 0 undecided", len(before)+len(during), len(before)+len(during)); !strings.Contains(out, want) {
+		t.Fatalf("orders undecided: want %q\n%s\nwatch:\n%s", want, out, w.buf.String())
 	}
 	for _, id := range during {
 		if status, _ := s.getOrder(t, id); status != "confirmed" {
@@ -506,6 +498,7 @@ func TestRunbook4RedisLost(t *testing.T) {
 		}
 	}
 	rb.run(t, s, 4, orderctl.ExitOK, "orderctl reconcile", nil)
+	rb.run(t, s, 4, orderctl.ExitOK, "orderctl orders undecided", nil)
 	var oversold int
 	if err := s.Pool.QueryRow(t.Context(), `SELECT count(*) FROM stock WHERE allocated > on_hand`).Scan(&oversold); err != nil || oversold != 0 {
 		t.Fatalf("oversold SKUs: %d (%v)", oversold, err)
@@ -606,6 +599,7 @@ func TestRunbook5PostgresFailover(t *testing.T) {
 			t.Fatalf("order %s accepted during the failover: %q, want confirmed", id, status)
 		}
 	}
+	rb.run(t, s, 5, orderctl.ExitOK, "orderctl orders undecided", nil)
 }
 
 // Procedure 6: two poison records (one fails its schema, one is not JSON) go straight to the
@@ -634,10 +628,24 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 		t.Fatalf("%d permanent dead letters, want 2", got)
 	}
 
+	// A replay of the placed topics delivers the poison records again: they are not
+	// dead-lettered a second time, and the restarted worker's dead-letter counter (which
+	// OrderpipeOrdersDeadLettered reads) stays at 0. (Before: 2 -> 4, counted again.)
+	s.stop(t, "order-worker")
+	s.mustCtl(t, orderctl.ExitOK, "replay", "--group", "order-worker", "--to-start", "--wait", "30s", "--execute")
+	w := s.start(t, "order-worker")
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	if got := s.dlqTotal(t, "--all"); got != 2 {
+		t.Fatalf("%d dead letters after a replay, want still 2", got)
+	}
+	if got := testenv.Metric(t, w.URL, "orderpipe_consumer_dead_letters_total"); got != 0 {
+		t.Fatalf("dead letters counted by the worker that replayed: %v, want 0", got)
+	}
+
 	// Step 1: look at them.
 	out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent", nil)
 	m := regexp.MustCompile(`(?m)^(\d+:\d+)\s.*\spoison-schema\s`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "poison-json") || !strings.Contains(out, "2 dead letters") {
+	if m == nil || !strings.Contains(out, "poison-json") || !strings.Contains(out, "2 outstanding dead letters") {
 		t.Fatalf("dlq list:\n%s", out)
 	}
 	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq inspect --group order-worker --offset <P:O>", map[string]string{"<P:O>": m[1]})
@@ -658,18 +666,19 @@ func TestRunbook6PoisonRecords(t *testing.T) {
 		t.Fatalf("re-drive:\n%s", out)
 	}
 	waitFor(t, 30*time.Second, "the re-driven poison record back in the DLQ", func() (bool, string) {
-		got := s.dlqTotal(t, "--class", "permanent")
+		got := s.dlqTotal(t, "--class", "permanent", "--all")
 		return got == 3, fmt.Sprintf("%d permanent dead letters", got)
 	})
 
-	// Check after.
+	// Check after: both poison records are still outstanding (poison-schema by its new dead
+	// letter, which supersedes the first one).
 	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq count --group order-worker --class permanent", nil)
-	if !regexp.MustCompile(`total\s+3\n`).MatchString(out) {
+	if !regexp.MustCompile(`total\s+2\n`).MatchString(out) {
 		t.Fatalf("dlq count:\n%s", out)
 	}
-	out = s.mustCtl(t, orderctl.ExitOK, "dlq", "list", "--group", "order-worker", "--key", "poison-schema", "--output", "json")
-	if !strings.Contains(out, `"redrive_count": 1`) || !strings.Contains(out, `"redrive_count": 0`) {
-		t.Fatalf("the poison record's dead letters, want re-drive counts 0 and 1:\n%s", out)
+	out = rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent --key <key> --all", vars)
+	if !regexp.MustCompile(`\s1\s+parked\s+poison-schema\s`).MatchString(out) || !regexp.MustCompile(`\s1\s+superseded\s+poison-schema\s`).MatchString(out) {
+		t.Fatalf("the poison record's dead letters, want the first superseded and the second parked, each with REDRIVES 1 (per event id):\n%s", out)
 	}
 	s.waitLagZero(t, 30*time.Second, topology.GroupOrderWorker)
 }
@@ -847,9 +856,9 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	want["buyer-ok-1@example.com"]["order_shipped"] = 1
 	const parked = 8
 
-	notifierDLQ := func() int {
+	notifierDLQ := func(extra ...string) int {
 		t.Helper()
-		out := s.mustCtl(t, orderctl.ExitOK, "dlq", "count", "--group", "notifier", "--output", "json")
+		out := s.mustCtl(t, orderctl.ExitOK, append([]string{"dlq", "count", "--group", "notifier", "--output", "json"}, extra...)...)
 		var c struct {
 			Total int `json:"total"`
 		}
@@ -881,7 +890,7 @@ func TestRunbook8EmailFailing(t *testing.T) {
 
 	// Step 2: count, dry run, --execute.
 	out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil)
-	if !regexp.MustCompile(fmt.Sprintf(`(?m)^transient\s+%s\s+%d\n`, regexp.QuoteMeta(event.TopicOrderEvents), parked)).MatchString(out) ||
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^transient\s+%s\s+parked\s+%d\n`, regexp.QuoteMeta(event.TopicOrderEvents), parked)).MatchString(out) ||
 		!regexp.MustCompile(fmt.Sprintf(`total\s+%d\n`, parked)).MatchString(out) {
 		t.Fatalf("dlq count: want %d transient dead letters of %s\n%s", parked, event.TopicOrderEvents, out)
 	}
@@ -910,10 +919,114 @@ func TestRunbook8EmailFailing(t *testing.T) {
 	if !strings.Contains(out, "summary: would re-drive 0,") {
 		t.Fatalf("after the re-drive, something is left to send:\n%s", out)
 	}
-	if got := notifierDLQ(); got != parked {
+	out = rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil)
+	if !regexp.MustCompile(`total\s+0\n`).MatchString(out) {
+		t.Fatalf("outstanding after the re-drive, want none:\n%s", out)
+	}
+	if got := notifierDLQ("--all"); got != parked {
 		t.Fatalf("%d dead letters after the re-drive, want the %d re-driven ones and no new one", got, parked)
+	}
+	if got := notifierDLQ(); got != 0 {
+		t.Fatalf("%d outstanding dead letters after the re-drive, want 0", got)
 	}
 	if got := testenv.Metric(t, notifier, "orderpipe_notifier_send_failures_total"); got != failures {
 		t.Fatalf("send failures: %v after the re-drive, %v before: want no new one", got, failures)
+	}
+}
+
+// Every check a runbook procedure says to make after it is able to fail: on a broken system
+// (order-worker stopped with orders waiting, Redis drifting, dead letters parked, figures,
+// payments, stock and migrations tampered with), each check, read from the runbook, reports the
+// problem. (Procedure 1's check used to be "no pending row in Postgres", which cannot fail: an
+// orders row is written only when the order is decided.)
+func TestRunbookChecksCanFail(t *testing.T) {
+	t.Parallel()
+	rb := readRunbook(t)
+	s := newSystem(t, sysOptions{stock: 1000})
+	ctx := t.Context()
+	s.place(t, "a", 2, 2, okToken)
+	s.waitLagZero(t, 60*time.Second, topology.GroupOrderWorker)
+	s.stop(t, "order-worker")
+	waiting := s.place(t, "b", 3, 3, okToken)
+
+	// Lag (procedures 1, 2, 3, 5): order-worker's lag is not 0, reports' is.
+	out := rb.run(t, s, 3, orderctl.ExitOK, "orderctl lag", nil)
+	lags, _ := lagRows(out, "order-worker")
+	var lag int64
+	for _, l := range lags {
+		lag += l
+	}
+	if lag != 3 {
+		t.Fatalf("orderctl lag: order-worker lag %d, want 3\n%s", lag, out)
+	}
+	// Every accepted order decided (procedure 1): exit 3, naming the waiting ones.
+	for _, n := range []int{4, 5} {
+		rb.run(t, s, n, orderctl.ExitDiff, "orderctl orders undecided", nil)
+	}
+	out = rb.run(t, s, 1, orderctl.ExitDiff, "orderctl orders undecided", nil)
+	for _, id := range waiting {
+		if !strings.Contains(out, id) {
+			t.Fatalf("orders undecided does not name %s:\n%s", id, out)
+		}
+	}
+	if !strings.Contains(out, "5 accepted orders, 2 decided, 3 undecided") {
+		t.Fatalf("orders undecided:\n%s", out)
+	}
+	// No drift (procedures 1, 4, 5, 7): Redis 5 units too high for one SKU.
+	if err := s.RDB.HIncrBy(ctx, s.Prefix+"inv:{"+sysSKUs[4]+"}", "atp", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 4, 5, 7} {
+		rb.run(t, s, n, orderctl.ExitDiff, "orderctl reconcile", nil)
+	}
+	// Dead letters parked (procedures 3, 6, 8).
+	now := time.Now()
+	produceDeadLetters(t, s.Kafka, now,
+		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`},
+		dlqFixture{key: "poison", class: "permanent", attempts: 1, value: `{`},
+		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`, group: topology.GroupNotifier})
+	if out := rb.run(t, s, 3, orderctl.ExitOK, "orderctl dlq redrive --group order-worker", nil); !strings.Contains(out, "summary: would re-drive 2,") {
+		t.Fatalf("procedure 3's re-drive check finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq count --group order-worker --class permanent", nil); !regexp.MustCompile(`total\s+1\n`).MatchString(out) {
+		t.Fatalf("procedure 6's count finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 6, orderctl.ExitOK, "orderctl dlq list --group order-worker --class permanent --key <key> --all", map[string]string{"<key>": "poison"}); !strings.Contains(out, "parked") {
+		t.Fatalf("procedure 6's list finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq redrive --group notifier", nil); !strings.Contains(out, "summary: would re-drive 1,") {
+		t.Fatalf("procedure 8's re-drive check finds nothing:\n%s", out)
+	}
+	if out := rb.run(t, s, 8, orderctl.ExitOK, "orderctl dlq count --group notifier", nil); !regexp.MustCompile(`total\s+1\n`).MatchString(out) {
+		t.Fatalf("procedure 8's count finds nothing:\n%s", out)
+	}
+	// Captures, captured payments and confirmed orders agree (procedure 3): an order confirmed
+	// without a captured payment.
+	decide(t, s.Pool, uuid.NewString(), "confirmed")
+	if rows := rb.sql(t, s, 3, 0, nil); len(rows) != 1 || rows[0][0] == rows[0][1] {
+		t.Fatalf("procedure 3's SQL: %v, want captured and confirmed to differ", rows)
+	}
+	// Figures agree with the orders (procedure 2): a figure without orders.
+	h := now.UTC().Truncate(time.Hour).Format(time.RFC3339)
+	if _, err := s.Pool.Exec(ctx, `INSERT INTO sales_aggregates (dim, hour, key, currency, orders, revenue_minor) VALUES ('hour', $1, '', 'EUR', 7, 700)
+ON CONFLICT (dim, hour, key, currency) DO UPDATE SET orders = sales_aggregates.orders + 7`, h); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rb.sql(t, s, 2, 2, map[string]string{"<H>": h}); len(rows) == 0 {
+		t.Fatal("procedure 2's SQL finds no difference between the figures and the orders")
+	}
+	// Warehouse shortfall (procedure 7).
+	if _, err := s.Pool.Exec(ctx, `UPDATE stock SET shortfall = 2 WHERE sku = $1`, sysSKUs[3]); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rb.sql(t, s, 7, 0, nil); len(rows) != 1 || rows[0][0] != sysSKUs[3] {
+		t.Fatalf("procedure 7's SQL: %v, want %s", rows, sysSKUs[3])
+	}
+	// Every migration applied (procedure 5).
+	if _, err := s.Pool.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)`); err != nil {
+		t.Fatal(err)
+	}
+	if out := rb.run(t, s, 5, orderctl.ExitOK, "orderctl migrate --status", nil); !regexp.MustCompile(`(?m)\sfalse$`).MatchString(out) {
+		t.Fatalf("procedure 5's migration check finds every migration applied:\n%s", out)
 	}
 }

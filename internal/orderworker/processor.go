@@ -33,6 +33,7 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/order"
 	"github.com/orderpipe/orderpipe/internal/payment"
 	"github.com/orderpipe/orderpipe/internal/postgres"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
@@ -89,7 +90,7 @@ type Processor struct {
 // NewProcessor builds the processor; concurrency bounds parallel gateway calls per batch.
 func NewProcessor(group, source string, concurrency int, gw Gateway, holds Holds, store Store, producer Producer, v *event.Validator, log *slog.Logger, reg prometheus.Registerer) *Processor {
 	f := promauto.With(reg)
-	return &Processor{
+	p := &Processor{
 		group: group, source: source, concurrency: max(concurrency, 1), gateway: gw, holds: holds, store: store,
 		producer: producer, validator: v, log: log, now: time.Now,
 		outcomes: f.NewCounterVec(prometheus.CounterOpts{
@@ -114,6 +115,12 @@ func NewProcessor(group, source string, concurrency int, gw Gateway, holds Holds
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
 		}),
 	}
+	// Every decision exists at 0 from the start (panels and alerts read increase() and rate()).
+	p.outcomes.WithLabelValues(string(order.StatusConfirmed), "")
+	for _, r := range []order.CancelReason{order.ReasonPaymentDeclined, order.ReasonOutOfStock, order.ReasonExpired, order.ReasonInvalid} {
+		p.outcomes.WithLabelValues(string(order.StatusCancelled), string(r))
+	}
+	return p
 }
 
 // item is one record of a batch on its way through the steps.

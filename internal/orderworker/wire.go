@@ -76,6 +76,7 @@ func Wire(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		OnDeadLetter: func(ctx context.Context, rec *kgo.Record, class string, err error) error {
 			return recordDeadLetter(ctx, store, validator, rec, class, err)
 		},
+		DeadLetters: postgres.NewDeadLetterLedger(pool),
 	}
 	w.Checks = []admin.Check{
 		{Name: "postgres", Fn: pool.Ping},

@@ -98,6 +98,16 @@ func NewClient(cfg ClientConfig, reg prometheus.Registerer) *Client {
 		Name: "orderpipe_payment_retries_total",
 		Help: "Payment attempts retried after a transient failure, by operation.",
 	}, []string{"op"})
+	// Every known series exists at 0 from the start (panels read rate() and increase()).
+	for op, outcomes := range map[string][]string{
+		"charge": {StatusCaptured, StatusDeclined, "transient", "permanent"},
+		"refund": {StatusRefunded, "transient", "permanent"},
+	} {
+		c.retries.WithLabelValues(op)
+		for _, outcome := range outcomes {
+			c.requests.WithLabelValues(op, outcome)
+		}
+	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orderpipe_payment_breaker_state",
 		Help: "State of the payment provider's circuit breaker: 0 closed, 1 half-open, 2 open.",

@@ -113,7 +113,7 @@ func New(s Settings, d Deps) *Reaper {
 		d.Now = time.Now
 	}
 	f := promauto.With(d.Registerer)
-	return &Reaper{
+	r := &Reaper{
 		s: s, d: d,
 		expired: f.NewCounter(prometheus.CounterOpts{
 			Name: "orderpipe_holds_expired_total",
@@ -137,6 +137,10 @@ func New(s Settings, d Deps) *Reaper {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 	}
+	// Both results exist at 0 from the start: OrderpipeReaperFailing takes increase() of them.
+	r.runs.WithLabelValues("ok")
+	r.runs.WithLabelValues("error")
+	return r
 }
 
 // Run calls RunOnce every interval (Settings.ReaperInterval) until ctx ends; a failed run is

@@ -616,7 +616,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) metrics {
 	f := promauto.With(reg)
-	return metrics{
+	m := metrics{
 		driftUnits: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "orderpipe_stock_drift_units",
 			Help: "Sum over SKUs of |(Redis atp + held) - (Postgres on_hand - allocated)| at the last comparison, by SKU class (hot: the SKU has holds; other).",
@@ -651,4 +651,11 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
 	}
+	// The runs exist at 0 from the start: OrderpipeReconcileFailing takes increase() of them.
+	for _, mode := range []string{"check", "repair"} {
+		for _, result := range []string{"ok", "error"} {
+			m.runs.WithLabelValues(mode, result)
+		}
+	}
+	return m
 }
