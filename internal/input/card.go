@@ -2,6 +2,7 @@ package input
 
 import (
 	"regexp"
+	"strings"
 	"unicode"
 )
 
@@ -15,6 +16,10 @@ const (
 // the card scan, so an id made of digits is never mistaken for a card number.
 var uuidPattern = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}`)
 
+// timePattern finds ISO 8601 / RFC 3339 dates and instants (2026-12-07T08:00:00.123456789Z,
+// 2026-12-07 08:00:00+01:00): their digits joined across separators often make 13-19 digits.
+var timePattern = regexp.MustCompile(`[0-9]{4}-[01][0-9]-[0-3][0-9](?:[T ][0-2][0-9]:[0-5][0-9](?::[0-6][0-9](?:[.,][0-9]+)?)?)?(?:Z|[+-][0-2][0-9]:?[0-5][0-9])?`)
+
 // HasCardNumber reports whether s contains something that looks like a payment card number:
 // a Luhn-valid run of 13 to 19 digits. Digits are any Unicode decimal digits (full-width,
 // Arabic-Indic, mathematical...), and a run goes on across separators (white space of any kind
@@ -23,14 +28,18 @@ var uuidPattern = regexp.MustCompile(`[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{
 // run is made of whole digit groups: "4242 4242 4242 4242 12/29 123" is caught by its first four
 // groups. Anything else (a letter, an @) ends a run.
 //
-// Two near-misses are let through on purpose: canonical UUIDs, and 13-digit runs that are valid
-// GTIN-13/EAN-13 product codes (a 13-digit PAN is a retired Visa format).
+// Three near-misses are let through on purpose: canonical UUIDs, ISO 8601 dates and instants,
+// and 13-digit runs that are valid GTIN-13/EAN-13 product codes (a 13-digit PAN is a retired
+// Visa format).
 func HasCardNumber(s string) bool {
 	if len(s) < minPANDigits {
 		return false
 	}
 	if len(s) >= 36 && uuidPattern.MatchString(s) {
 		s = uuidPattern.ReplaceAllLiteralString(s, "x")
+	}
+	if strings.IndexByte(s, '-') >= 0 && timePattern.MatchString(s) {
+		s = timePattern.ReplaceAllLiteralString(s, "x")
 	}
 	var (
 		dbuf   [64]byte

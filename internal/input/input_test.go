@@ -61,6 +61,9 @@ func TestHasCardNumber(t *testing.T) {
 		"Hauptstraße 12, 10115 Berlin",
 		"order 42 of 2026-12-07",
 		"c-1001",
+		"2026-12-07T12:34:56.789012345Z", // instants
+		"2026-12-07 12:34:56.789012+01:00",
+		"2026-11-26T09:00:00.123456Z and 2026-11-27T10:15:00.654321Z",
 		"12345678901234567890123", // one group of 23 digits: not a card number
 	}
 	for _, s := range misses {
