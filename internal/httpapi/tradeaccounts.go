@@ -65,6 +65,9 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 		if err != nil {
 			return err
 		}
+		if err := screenText("customer_id", c.Param("customer_id")); err != nil {
+			return tradeAccountProblem(err)
+		}
 		var in tradeAccountInput
 		if len(body) > 0 {
 			if err := decodeStrict(c, body, &in); err != nil {
@@ -95,7 +98,11 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 // their lane.
 func handleDeleteTradeAccount(ta TradeAccounts, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := ta.Remove(c.Request().Context(), c.Param("customer_id")); err != nil {
+		id := c.Param("customer_id")
+		if order.CustomerIDProblem(id) != "" || screenText("customer_id", id) != nil {
+			return tradeAccountProblem(postgres.ErrNotFound) // no account can have this id
+		}
+		if err := ta.Remove(c.Request().Context(), id); err != nil {
 			return tradeAccountProblem(err)
 		}
 		ta.changed(c, log)
