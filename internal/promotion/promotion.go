@@ -65,6 +65,12 @@ var (
 // MaxSKUs is the most SKUs one promotion may list.
 const MaxSKUs = 500
 
+// MinWindow is the shortest promotion: a window must be at least this long. Instants are stored
+// at microseconds and prices are published at milliseconds, so a window of nanoseconds would
+// become empty (ends_at = starts_at) on the way; a second is the shortest window any part keeps
+// intact (flash-sale tests use windows of two seconds).
+const MinWindow = time.Second
+
 // ValidID reports whether id is a usable promotion id (lower-case letters, digits and dashes;
 // it becomes part of Redis keys and is echoed in events).
 func ValidID(id string) bool { return idPattern.MatchString(id) }
@@ -90,8 +96,8 @@ func (p Promotion) Validate() error {
 			add("fixed_price_minor", "must be absent for kind percent")
 		}
 	case KindFixed:
-		if p.FixedPriceMinor < 1 {
-			add("fixed_price_minor", "must be a positive amount in minor units for kind fixed")
+		if p.FixedPriceMinor < 1 || p.FixedPriceMinor > order.MaxUnitPriceMinor {
+			add("fixed_price_minor", "must be an amount in minor units from 1 to %d for kind fixed", order.MaxUnitPriceMinor)
 		}
 		if p.PercentOff != 0 {
 			add("percent_off", "must be absent for kind fixed")
@@ -126,8 +132,8 @@ func (p Promotion) Validate() error {
 	if p.EndsAt.IsZero() {
 		add("ends_at", "is required (RFC 3339 with a zone offset)")
 	}
-	if !p.StartsAt.IsZero() && !p.EndsAt.IsZero() && !p.EndsAt.After(p.StartsAt) {
-		add("ends_at", "must be after starts_at")
+	if !p.StartsAt.IsZero() && !p.EndsAt.IsZero() && p.EndsAt.Sub(p.StartsAt) < MinWindow {
+		add("ends_at", "must be at least 1 second after starts_at (the shortest promotion window)")
 	}
 	if _, err := time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "" {
 		add("time_zone", "must be an IANA time zone such as Europe/Berlin or UTC")
