@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
+	"github.com/orderpipe/orderpipe/internal/input"
 	"github.com/orderpipe/orderpipe/schemas"
 )
 
@@ -128,6 +129,16 @@ func (v *Validator) Validate(eventType string, data []byte) error {
 	sch, ok := v.byType[eventType]
 	if !ok {
 		return fmt.Errorf("validate %q: %w", eventType, ErrUnknownType)
+	}
+	// The input gate first: the schema cannot say "no duplicate keys, strict UTF-8, no control
+	// characters, no card data", and a reader must not see a document other readers see
+	// differently. A problem names the field, never its value.
+	if ps, _ := input.JSON(data, input.Options{}); len(ps) > 0 {
+		problems := make([]FieldProblem, len(ps))
+		for i, p := range ps {
+			problems[i] = FieldProblem{Field: p.Pointer(), Detail: p.Detail}
+		}
+		return &ValidationError{Type: eventType, Problems: problems}
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
