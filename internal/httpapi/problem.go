@@ -197,6 +197,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if p.Instance == "" {
 			p.Instance = c.Request().URL.Path
 		}
+		if input.HasCardNumber(p.Instance) {
+			p.Instance = c.Path() // the route template: a card number in the path is not echoed
+		}
 		if p.Status >= 500 {
 			log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
 				slog.String("method", c.Request().Method), slog.String("route", c.Path()),
