@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disa
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_FLAGS ?= -count=1 -timeout 12m
 
-.PHONY: all build run test test-short bench bench-e2e chaos vet lint clean
+.PHONY: all build run test test-short fuzz bench bench-e2e chaos vet lint clean
 
 all: build
 
@@ -27,6 +27,22 @@ test:
 
 vet:
 	$(GO) vet ./...
+
+## fuzz: every fuzz target of the input gate for FUZZTIME each (make test runs their seeds).
+## A crasher lands in the package's testdata/fuzz/<target>/: keep it, it is a seed from then on.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := \
+	./internal/input:FuzzJSON ./internal/input:FuzzHasCardNumber \
+	./internal/httpapi:FuzzPlaceOrderBody ./internal/httpapi:FuzzPutProductBody \
+	./internal/httpapi:FuzzCreatePromotionBody ./internal/httpapi:FuzzPutTradeAccount \
+	./internal/httpapi:FuzzWarehouseStockBody \
+	./internal/event:FuzzOrderPlacedRecord ./internal/event:FuzzOutcomeRecord ./internal/event:FuzzStockRecord
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## bench: micro-benchmarks, then the intake (open-model load) and order-worker benchmarks,
 ## which write their sections of docs/benchmarks.md.
