@@ -32,6 +32,10 @@ type tradeAccountView struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+// tradeAccountNameMax is the longest trade account name, in characters (schemas/openapi.yaml,
+// TradeAccountInput; a test compares).
+const tradeAccountNameMax = 200
+
 type tradeAccountInput struct {
 	Name string `json:"name"`
 }
@@ -79,8 +83,8 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 		if d := order.CustomerIDProblem(id); d != "" {
 			problems = append(problems, order.FieldError{Field: "customer_id", Detail: d})
 		}
-		if utf8.RuneCountInString(in.Name) > 200 {
-			problems = append(problems, order.FieldError{Field: "name", Detail: "must be at most 200 characters"})
+		if utf8.RuneCountInString(in.Name) > tradeAccountNameMax {
+			problems = append(problems, order.FieldError{Field: "name", Detail: fmt.Sprintf("must be at most %d characters", tradeAccountNameMax)})
 		}
 		if len(problems) > 0 {
 			return tradeAccountProblem(&order.InvalidError{Problems: problems})
