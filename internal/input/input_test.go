@@ -202,3 +202,17 @@ func TestText(t *testing.T) {
 		t.Errorf("paths: %q %q", ps.Pointer(), ps.Field())
 	}
 }
+
+// The gate runs three times per order on the intake path (idempotency pre-check, body, produced
+// event); this is its cost on a typical order body.
+func BenchmarkJSONOrderBody(b *testing.B) {
+	doc := []byte(`{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"BRK-PAD-1001","quantity":2},{"sku":"FLT-OIL-2001","quantity":1}],` +
+		`"payment":{"method":"card","token":"tok_1PqR7sT8uV9wX0yZ"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}`)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if ps, err := JSON(doc, Options{}); err != nil || len(ps) > 0 {
+			b.Fatal(err, ps)
+		}
+	}
+}
