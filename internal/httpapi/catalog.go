@@ -305,11 +305,8 @@ func handlePutProduct(cfg Config, cat *catalog.Cache, save func(context.Context,
 			return err
 		}
 		sku := c.Param("sku")
-		if err := screenText("sku", sku); err != nil {
-			return productProblem(err)
-		}
 		var in productInput
-		if err := decodeStrict(c, body, &in); err != nil {
+		if err := cardFirst(screenText("sku", sku), decodeStrict(c, body, &in)); err != nil {
 			return productProblem(err)
 		}
 		if err := in.validate(sku); err != nil {

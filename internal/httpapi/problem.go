@@ -164,6 +164,23 @@ func screenText(fields ...string) error {
 	return nil
 }
 
+// cardFirst returns the first card-data-rejected problem among errs, else the first error: a
+// request with card data anywhere (path or body) is always answered as such.
+func cardFirst(errs ...error) error {
+	for _, err := range errs {
+		var p *Problem
+		if errors.As(err, &p) && p.Type == problemType("card-data-rejected") {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // fieldErrors turns the gate's problems into invalid fields.
 func fieldErrors(ps []input.Problem) []order.FieldError {
 	out := make([]order.FieldError, len(ps))

@@ -69,14 +69,14 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 		if err != nil {
 			return err
 		}
-		if err := screenText("customer_id", c.Param("customer_id")); err != nil {
-			return tradeAccountProblem(err)
-		}
+		pathErr := screenText("customer_id", c.Param("customer_id"))
 		var in tradeAccountInput
+		var bodyErr error
 		if len(body) > 0 {
-			if err := decodeStrict(c, body, &in); err != nil {
-				return tradeAccountProblem(err)
-			}
+			bodyErr = decodeStrict(c, body, &in)
+		}
+		if err := cardFirst(pathErr, bodyErr); err != nil {
+			return tradeAccountProblem(err)
 		}
 		id := c.Param("customer_id")
 		var problems []order.FieldError
