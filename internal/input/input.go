@@ -108,6 +108,11 @@ type Options struct {
 	// Multiline lists the fields (dotted paths, indexes as [*]: "notes", "lines[*].note") whose
 	// strings may contain newlines, carriage returns and tabs.
 	Multiline map[string]bool
+	// Issued lists the fields (same paths) that hold identifiers issued by a trusted system, such
+	// as the payment provider's payment id: their text rules hold, but they are not searched for
+	// card data (a provider's id may hold a long digit run that passes Luhn by chance, and it is
+	// not something a person typed).
+	Issued map[string]bool
 }
 
 // Text checks one string that is not part of a JSON document (a path parameter, a header value):
@@ -198,7 +203,13 @@ func (w *walker) value(dec *json.Decoder) error {
 		_, err := dec.Token() // the closing delimiter
 		return err
 	case string:
-		w.out = append(w.out, checkString(w.out[:0:0], w.path, t, w.multiline())...)
+		if w.is(w.opts.Issued) {
+			if d := textProblem(t, false); d != "" {
+				w.out = append(w.out, Problem{Path: clone(w.path), Kind: KindText, Detail: d})
+			}
+			return nil
+		}
+		w.out = append(w.out, checkString(w.out[:0:0], w.path, t, w.is(w.opts.Multiline))...)
 	}
 	return nil
 }
@@ -220,8 +231,9 @@ func (w *walker) key(k string, seen map[string]bool) {
 	}
 }
 
-func (w *walker) multiline() bool {
-	if len(w.opts.Multiline) == 0 {
+// is reports whether the current path is in the set (dotted, indexes as [*]).
+func (w *walker) is(set map[string]bool) bool {
+	if len(set) == 0 {
 		return false
 	}
 	generic := make([]any, len(w.path))
@@ -232,7 +244,7 @@ func (w *walker) multiline() bool {
 		}
 		generic[i] = s
 	}
-	return w.opts.Multiline[strings.ReplaceAll(Dotted(generic), ".[*]", "[*]")]
+	return set[strings.ReplaceAll(Dotted(generic), ".[*]", "[*]")]
 }
 
 func checkString(out []Problem, path []any, s string, multiline bool) []Problem {
