@@ -24,7 +24,7 @@ RACE_PKGS := ./internal/consumer/ ./internal/intake/ ./internal/redisstore/ ./in
 RACE_PIPELINE_PKGS := ./internal/orderworker/ ./internal/notifier/ ./internal/reaper/
 RACE_PIPELINE_TESTS := ^(TestGatewayOutageRetriesAndBreakerRecovers|TestPoisonRecordIsDeadLetteredAndThePartitionFlows|TestExpiredHoldsAreDecidedByTheGuard|TestSMTPOutageThenEveryEmailArrivesOnce|TestSkipsOtherEventsAndDeadLettersPoison|TestDailySummaryOncePerDay|TestTwoReapersReturnEveryUnitOnce|TestExpiryEventsSurviveABrokerOutage|TestRunReapsHoldsAsTheyExpire)$$
 
-.PHONY: all build run test test-race test-short bench bench-e2e chaos vet lint clean
+.PHONY: all build run test test-race test-short fuzz bench bench-e2e chaos vet lint clean
 
 all: build
 
@@ -50,6 +50,22 @@ test-race:
 
 vet:
 	$(GO) vet ./...
+
+## fuzz: every fuzz target of the input gate for FUZZTIME each (make test runs their seeds).
+## A crasher lands in the package's testdata/fuzz/<target>/: keep it, it is a seed from then on.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := \
+	./internal/input:FuzzJSON ./internal/input:FuzzHasCardNumber \
+	./internal/httpapi:FuzzPlaceOrderBody ./internal/httpapi:FuzzPutProductBody \
+	./internal/httpapi:FuzzCreatePromotionBody ./internal/httpapi:FuzzPutTradeAccount \
+	./internal/httpapi:FuzzWarehouseStockBody \
+	./internal/event:FuzzOrderPlacedRecord ./internal/event:FuzzOutcomeRecord ./internal/event:FuzzStockRecord
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## lint: go vet and staticcheck (pinned; configured in staticcheck.conf).
 lint: vet

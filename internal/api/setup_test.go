@@ -35,6 +35,8 @@ type bundle struct {
 	account string // token with accounts:write
 	client  *http.Client
 	stop    func() error
+	prefix  string          // Redis key prefix of this api
+	logs    *testenv.Buffer // the api's log lines
 }
 
 type setupOpts struct {
@@ -63,7 +65,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	pool, dbURL := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
 	cluster := testenv.Kafka(t, o.kafkaOpts...)
-	b := &bundle{pool: pool, rdb: rdb, store: redisstore.New(rdb, prefix), kafka: cluster}
+	b := &bundle{pool: pool, rdb: rdb, store: redisstore.New(rdb, prefix), kafka: cluster, prefix: prefix}
 	ctx := t.Context()
 
 	products := o.products
@@ -129,7 +131,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		env[k] = v
 	}
 	proc := testenv.Start(t, "api", api.Run, env)
-	b.url, b.stop = proc.URL, proc.Stop
+	b.url, b.stop, b.logs = proc.URL, proc.Stop, proc.Logs
 	b.client = &http.Client{Timeout: 15 * time.Second, Transport: conformance(t, http.DefaultTransport)}
 	return b
 }

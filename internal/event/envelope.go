@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderpipe/orderpipe/internal/input"
 )
 
 // ErrMalformed means a Kafka record is not a well-formed CloudEvent in binary mode: a required
@@ -92,7 +95,7 @@ func FromRecord(r *kgo.Record) (Envelope, error) {
 			slot = 4
 			t, err := time.Parse(time.RFC3339Nano, string(h.Value))
 			if err != nil {
-				return Envelope{}, recordError(r, fmt.Sprintf("header %s %q is not an RFC 3339 time", HeaderTime, h.Value))
+				return Envelope{}, recordError(r, fmt.Sprintf("header %s %s is not an RFC 3339 time", HeaderTime, quoted(string(h.Value))))
 			}
 			e.Time = t
 		case HeaderDataSchema:
@@ -114,16 +117,34 @@ func FromRecord(r *kgo.Record) (Envelope, error) {
 			return Envelope{}, recordError(r, "header "+req.name+" missing or empty")
 		}
 	}
+	// Attributes are text that ends up in logs, Postgres and dead letters: the input gate's
+	// rules hold for them as for data (the problem never quotes the value).
+	for _, h := range []struct{ name, value string }{
+		{HeaderID, e.ID}, {HeaderType, e.Type}, {HeaderSource, e.Source}, {HeaderDataSchema, e.DataSchema},
+	} {
+		if ps := input.Text(h.name, h.value, false); len(ps) > 0 {
+			return Envelope{}, recordError(r, "header "+h.name+" "+ps[0].Detail)
+		}
+	}
 	if specVersion != SpecVersion {
-		return Envelope{}, recordError(r, fmt.Sprintf("header %s is %q, want %q", HeaderSpecVersion, specVersion, SpecVersion))
+		return Envelope{}, recordError(r, fmt.Sprintf("header %s is %s, want %q", HeaderSpecVersion, quoted(specVersion), SpecVersion))
 	}
 	if seen[6] {
 		if mt, _, err := mime.ParseMediaType(ctyp); err != nil || mt != ContentType {
-			return Envelope{}, recordError(r, fmt.Sprintf("header %s is %q, want %q", HeaderContentType, ctyp, ContentType))
+			return Envelope{}, recordError(r, fmt.Sprintf("header %s is %s, want %q", HeaderContentType, quoted(ctyp), ContentType))
 		}
 	}
 	e.Data = r.Value
 	return e, nil
+}
+
+// quoted quotes a header value for an error message, unless the input gate refuses it (control
+// characters, card data): error messages end up in logs and dead letters.
+func quoted(v string) string {
+	if len(v) > 64 || len(input.Text("", v, false)) > 0 {
+		return "(a value that cannot be shown)"
+	}
+	return strconv.Quote(v)
 }
 
 func recordError(r *kgo.Record, problem string) error {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -252,19 +253,30 @@ type productInput struct {
 
 var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 
+// Lengths of a product's texts, in characters: schemas/openapi.yaml (ProductInput) states them,
+// and a test compares.
+const (
+	productNameMax     = 200
+	productCategoryMax = 64
+	productBrandMax    = 100
+)
+
 func (in productInput) validate(sku string) error {
 	var p []order.FieldError
 	add := func(f, d string) { p = append(p, order.FieldError{Field: f, Detail: d}) }
 	if !skuPattern.MatchString(sku) {
 		add("sku", "must be an upper-case SKU such as BRK-PAD-1042 (path parameter)")
 	}
-	for f, v := range map[string]string{"name": in.Name, "category": in.Category, "brand": in.Brand} {
-		if strings.TrimSpace(v) == "" || len(v) > 200 {
-			add(f, "is required, at most 200 characters")
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"name", in.Name, productNameMax}, {"category", in.Category, productCategoryMax}, {"brand", in.Brand, productBrandMax}} {
+		if strings.TrimSpace(f.v) == "" || utf8.RuneCountInString(f.v) > f.max {
+			add(f.name, fmt.Sprintf("is required, at most %d characters", f.max))
 		}
 	}
-	if in.PriceMinor < 1 {
-		add("price_minor", "must be a positive integer amount in minor units (cents)")
+	if in.PriceMinor < 1 || in.PriceMinor > order.MaxUnitPriceMinor {
+		add("price_minor", fmt.Sprintf("must be an integer amount in minor units (cents) from 1 to %d", order.MaxUnitPriceMinor))
 	}
 	if !currencyPattern.MatchString(in.Currency) {
 		add("currency", "must be an ISO 4217 code such as EUR")
@@ -292,11 +304,11 @@ func handlePutProduct(cfg Config, cat *catalog.Cache, save func(context.Context,
 		if err != nil {
 			return err
 		}
+		sku := c.Param("sku")
 		var in productInput
-		if err := decodeStrict(c, body, &in); err != nil {
+		if err := cardFirst(screenText("sku", sku), decodeStrict(c, body, &in)); err != nil {
 			return productProblem(err)
 		}
-		sku := c.Param("sku")
 		if err := in.validate(sku); err != nil {
 			return productProblem(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderpipe/orderpipe/internal/input"
 	"github.com/orderpipe/orderpipe/internal/redisstore"
 )
 
@@ -40,6 +41,11 @@ func idempotent(cfg Config, store Store, log *slog.Logger) echo.MiddlewareFunc {
 			body, err := readLimited(c, cfg.MaxBodyBytes)
 			if err != nil {
 				return err
+			}
+			// Card data is refused before the key is recorded: nothing derived from such a body
+			// (not even its hash) is kept, and the refusal is not replayed.
+			if ps, _ := input.JSON(body, input.Options{}); input.HasCard(ps) {
+				return cardDataRejected(ps)
 			}
 			sum := sha256.Sum256(body)
 			scope := keyOf(c).ID

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderpipe/orderpipe/internal/input"
 	"github.com/orderpipe/orderpipe/internal/order"
 )
 
@@ -132,6 +133,63 @@ func invalidFields(err error, slug, what string) (*Problem, bool) {
 	return p, true
 }
 
+// cardDataRejected is the 422 for a request with something that looks like a payment card number
+// in any field: errors names each such field, and nothing quotes the value. Card data never
+// enters orderpipe (PCI DSS scope stays with the payment provider); the refusal is not stored
+// with the Idempotency-Key, and nothing of the request is logged.
+func cardDataRejected(problems []input.Problem) *Problem {
+	p := newProblem(http.StatusUnprocessableEntity, "card-data-rejected", "Card data rejected",
+		"A field looks like a payment card number. Card data never enters orderpipe: send the payment provider's token instead. Nothing of this request was stored.")
+	for _, f := range problems {
+		if f.Kind == input.KindCardData {
+			p.Errors = append(p.Errors, ProblemField{Field: f.Field(), Detail: f.Detail})
+		}
+	}
+	return p
+}
+
+// screenText checks path parameters (and other single texts) with the input gate: card data is
+// a card-data-rejected problem, other text problems are invalid fields of the request.
+func screenText(fields ...string) error {
+	var all []input.Problem
+	for i := 0; i+1 < len(fields); i += 2 {
+		all = append(all, input.Text(fields[i], fields[i+1], false)...)
+	}
+	if input.HasCard(all) {
+		return cardDataRejected(all)
+	}
+	if len(all) > 0 {
+		return &order.InvalidError{Problems: fieldErrors(all)}
+	}
+	return nil
+}
+
+// cardFirst returns the first card-data-rejected problem among errs, else the first error: a
+// request with card data anywhere (path or body) is always answered as such.
+func cardFirst(errs ...error) error {
+	for _, err := range errs {
+		var p *Problem
+		if errors.As(err, &p) && p.Type == problemType("card-data-rejected") {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldErrors turns the gate's problems into invalid fields.
+func fieldErrors(ps []input.Problem) []order.FieldError {
+	out := make([]order.FieldError, len(ps))
+	for i, p := range ps {
+		out[i] = order.FieldError{Field: p.Field(), Detail: p.Detail}
+	}
+	return out
+}
+
 func slugForStatus(code int) string {
 	switch code {
 	case http.StatusNotFound:
@@ -155,6 +213,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		p := problemFrom(err)
 		if p.Instance == "" {
 			p.Instance = c.Request().URL.Path
+		}
+		if input.HasCardNumber(p.Instance) {
+			p.Instance = c.Path() // the route template: a card number in the path is not echoed
 		}
 		if p.Status >= 500 {
 			log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",

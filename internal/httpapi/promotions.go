@@ -166,6 +166,16 @@ func promotionProblem(err error) error {
 	return err
 }
 
+// promotionID is the {id} path parameter; one that no promotion can have (ValidID) is a 404
+// without a query, so no stray byte (a NUL) reaches Postgres.
+func promotionID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !promotion.ValidID(id) {
+		return "", promotionProblem(postgres.ErrNotFound)
+	}
+	return id, nil
+}
+
 func decodePromotion(c echo.Context, cfg Config) (promotionInput, error) {
 	body, err := readLimited(c, cfg.MaxBodyBytes)
 	if err != nil {
@@ -207,10 +217,14 @@ func handleUpdatePromotion(cfg Config, ps Promotions) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if in.ID != nil && *in.ID != c.Param("id") {
+		id, err := promotionID(c)
+		if err != nil {
+			return err
+		}
+		if in.ID != nil && *in.ID != id {
 			return badRequest("id cannot be changed; leave it out of the body.")
 		}
-		p, err := ps.Get(c.Request().Context(), c.Param("id"))
+		p, err := ps.Get(c.Request().Context(), id)
 		if err != nil {
 			return promotionProblem(err)
 		}
@@ -227,7 +241,11 @@ func handleUpdatePromotion(cfg Config, ps Promotions) echo.HandlerFunc {
 
 func handleEndPromotion(ps Promotions) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p, err := ps.End(c.Request().Context(), c.Param("id"))
+		id, err := promotionID(c)
+		if err != nil {
+			return err
+		}
+		p, err := ps.End(c.Request().Context(), id)
 		if err != nil {
 			return promotionProblem(err)
 		}
@@ -237,7 +255,11 @@ func handleEndPromotion(ps Promotions) echo.HandlerFunc {
 
 func handleGetPromotion(ps Promotions) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p, err := ps.Get(c.Request().Context(), c.Param("id"))
+		id, err := promotionID(c)
+		if err != nil {
+			return err
+		}
+		p, err := ps.Get(c.Request().Context(), id)
 		if err != nil {
 			return promotionProblem(err)
 		}

@@ -32,6 +32,10 @@ type tradeAccountView struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+// tradeAccountNameMax is the longest trade account name, in characters (schemas/openapi.yaml,
+// TradeAccountInput; a test compares).
+const tradeAccountNameMax = 200
+
 type tradeAccountInput struct {
 	Name string `json:"name"`
 }
@@ -65,19 +69,22 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 		if err != nil {
 			return err
 		}
+		pathErr := screenText("customer_id", c.Param("customer_id"))
 		var in tradeAccountInput
+		var bodyErr error
 		if len(body) > 0 {
-			if err := decodeStrict(c, body, &in); err != nil {
-				return tradeAccountProblem(err)
-			}
+			bodyErr = decodeStrict(c, body, &in)
+		}
+		if err := cardFirst(pathErr, bodyErr); err != nil {
+			return tradeAccountProblem(err)
 		}
 		id := c.Param("customer_id")
 		var problems []order.FieldError
 		if d := order.CustomerIDProblem(id); d != "" {
 			problems = append(problems, order.FieldError{Field: "customer_id", Detail: d})
 		}
-		if utf8.RuneCountInString(in.Name) > 200 {
-			problems = append(problems, order.FieldError{Field: "name", Detail: "must be at most 200 characters"})
+		if utf8.RuneCountInString(in.Name) > tradeAccountNameMax {
+			problems = append(problems, order.FieldError{Field: "name", Detail: fmt.Sprintf("must be at most %d characters", tradeAccountNameMax)})
 		}
 		if len(problems) > 0 {
 			return tradeAccountProblem(&order.InvalidError{Problems: problems})
@@ -95,7 +102,11 @@ func handlePutTradeAccount(cfg Config, ta TradeAccounts, log *slog.Logger) echo.
 // their lane.
 func handleDeleteTradeAccount(ta TradeAccounts, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := ta.Remove(c.Request().Context(), c.Param("customer_id")); err != nil {
+		id := c.Param("customer_id")
+		if order.CustomerIDProblem(id) != "" || screenText("customer_id", id) != nil {
+			return tradeAccountProblem(postgres.ErrNotFound) // no account can have this id
+		}
+		if err := ta.Remove(c.Request().Context(), id); err != nil {
 			return tradeAccountProblem(err)
 		}
 		ta.changed(c, log)

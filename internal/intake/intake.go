@@ -365,6 +365,10 @@ func (s *Service) price(req Request, at time.Time) (priced, error) {
 		case p.Currency != s.cfg.Currency:
 			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("SKU %q is priced in %s, the shop sells in %s", l.SKU, p.Currency, s.cfg.Currency)})
 			continue
+		case p.PriceMinor > order.MaxUnitPriceMinor:
+			// A catalog entry from before the bound: no consumer could store its sums.
+			problems = append(problems, order.FieldError{Field: fmt.Sprintf("lines[%d].sku", i), Detail: fmt.Sprintf("SKU %q is priced above the highest unit price (%d); it cannot be ordered until its price is fixed", l.SKU, order.MaxUnitPriceMinor)})
+			continue
 		}
 		pl := pricedLine{Line: order.Line{SKU: p.SKU, Name: p.Name, Quantity: l.Quantity, UnitPriceMinor: p.PriceMinor}}
 		if s.cfg.Prices != nil {

@@ -66,8 +66,23 @@ func (s Status) Terminal() bool {
 	return s == StatusConfirmed || s == StatusShipped || s == StatusCancelled
 }
 
-// ErrOverflow is returned when money arithmetic would overflow int64 minor units.
+// ErrOverflow is returned when money arithmetic would overflow int64 minor units, or an amount
+// is above the bounds below.
 var ErrOverflow = errors.New("amount overflows")
+
+// Upper bounds of what an order can carry. Every consumer stores and adds these up in Postgres
+// bigint (sales aggregates sum line totals per hour and SKU) and int (order_lines.quantity), so
+// the bounds keep every sum far from overflow: a line is at most MaxQuantity * MaxUnitPriceMinor
+// (about 1e11), an order at most MaxTotalMinor, and a bigint holds 9.2e18. The OpenAPI document
+// (schemas/openapi.yaml) states the same limits; a test compares them.
+const (
+	// MaxUnitPriceMinor is the highest price of one unit: 1,000,000.00 in a two-decimal currency.
+	MaxUnitPriceMinor = 100_000_000
+	// MaxQuantity is the most units of one line.
+	MaxQuantity = 999
+	// MaxTotalMinor is the highest total of one order: 10,000,000.00 in a two-decimal currency.
+	MaxTotalMinor = 1_000_000_000
+)
 
 // Line is one priced line of an order.
 type Line struct {
@@ -82,6 +97,9 @@ type Line struct {
 func (l Line) TotalMinor() (int64, error) {
 	if l.Quantity != 0 && l.UnitPriceMinor > math.MaxInt64/l.Quantity {
 		return 0, fmt.Errorf("line %s: %w", l.SKU, ErrOverflow)
+	}
+	if l.UnitPriceMinor > MaxUnitPriceMinor || l.Quantity > MaxQuantity {
+		return 0, fmt.Errorf("line %s: more than %d units or a unit price above %d: %w", l.SKU, MaxQuantity, MaxUnitPriceMinor, ErrOverflow)
 	}
 	return l.Quantity * l.UnitPriceMinor, nil
 }
@@ -112,5 +130,8 @@ func Price(lines []Line, shippingMinor int64) (Totals, error) {
 	}
 	t.ShippingMinor = shippingMinor
 	t.TotalMinor = t.SubtotalMinor + shippingMinor
+	if t.TotalMinor > MaxTotalMinor {
+		return Totals{}, fmt.Errorf("total %d above the highest order total %d: %w", t.TotalMinor, int64(MaxTotalMinor), ErrOverflow)
+	}
 	return t, nil
 }

@@ -87,3 +87,26 @@ func TestCustomerIDProblem(t *testing.T) {
 		}
 	}
 }
+
+// Amounts above the bounds every consumer can store are refused, not only int64 overflow.
+func TestPriceBounds(t *testing.T) {
+	t.Parallel()
+	ok := []Line{{SKU: "A", Quantity: MaxQuantity, UnitPriceMinor: 1_000_000}}
+	if _, err := Price(ok, 990); err != nil {
+		t.Fatalf("an order at the bounds: %v", err)
+	}
+	for name, c := range map[string]struct {
+		lines    []Line
+		shipping int64
+	}{
+		"unit price above the bound": {[]Line{{SKU: "A", Quantity: 1, UnitPriceMinor: MaxUnitPriceMinor + 1}}, 0},
+		"unit price MaxInt64":        {[]Line{{SKU: "A", Quantity: 1, UnitPriceMinor: math.MaxInt64}}, 0},
+		"quantity above the bound":   {[]Line{{SKU: "A", Quantity: MaxQuantity + 1, UnitPriceMinor: 1}}, 0},
+		"total above the bound":      {[]Line{{SKU: "A", Quantity: 11, UnitPriceMinor: MaxUnitPriceMinor}}, 0},
+		"shipping above the bound":   {[]Line{{SKU: "A", Quantity: 1, UnitPriceMinor: 1}}, MaxTotalMinor},
+	} {
+		if _, err := Price(c.lines, c.shipping); !errors.Is(err, ErrOverflow) {
+			t.Errorf("%s: err %v, want ErrOverflow", name, err)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/orderpipe/orderpipe/internal/order"
 )
@@ -62,8 +63,24 @@ var (
 	idPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 )
 
-// MaxSKUs is the most SKUs one promotion may list.
-const MaxSKUs = 500
+// Limits of a promotion's fields; schemas/openapi.yaml (PromotionInput) states them, and a test
+// compares.
+const (
+	// MaxSKUs is the most SKUs one promotion may list.
+	MaxSKUs = 500
+	// NameMax and CategoryMax are lengths in characters.
+	NameMax     = 200
+	CategoryMax = 64
+	// PercentOffMin and PercentOffMax bound a percent promotion's discount.
+	PercentOffMin = 1
+	PercentOffMax = 99
+)
+
+// MinWindow is the shortest promotion: a window must be at least this long. Instants are stored
+// at microseconds and prices are published at milliseconds, so a window of nanoseconds would
+// become empty (ends_at = starts_at) on the way; a second is the shortest window any part keeps
+// intact (flash-sale tests use windows of two seconds).
+const MinWindow = time.Second
 
 // ValidID reports whether id is a usable promotion id (lower-case letters, digits and dashes;
 // it becomes part of Redis keys and is echoed in events).
@@ -78,20 +95,20 @@ func (p Promotion) Validate() error {
 	if !ValidID(p.ID) {
 		add("id", "must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit")
 	}
-	if n := len(strings.TrimSpace(p.Name)); n == 0 || len(p.Name) > 200 {
-		add("name", "is required, at most 200 characters")
+	if n := len(strings.TrimSpace(p.Name)); n == 0 || utf8.RuneCountInString(p.Name) > NameMax {
+		add("name", "is required, at most %d characters", NameMax)
 	}
 	switch p.Kind {
 	case KindPercent:
-		if p.PercentOff < 1 || p.PercentOff > 99 {
-			add("percent_off", "must be an integer from 1 to 99 for kind percent")
+		if p.PercentOff < PercentOffMin || p.PercentOff > PercentOffMax {
+			add("percent_off", "must be an integer from %d to %d for kind percent", PercentOffMin, PercentOffMax)
 		}
 		if p.FixedPriceMinor != 0 {
 			add("fixed_price_minor", "must be absent for kind percent")
 		}
 	case KindFixed:
-		if p.FixedPriceMinor < 1 {
-			add("fixed_price_minor", "must be a positive amount in minor units for kind fixed")
+		if p.FixedPriceMinor < 1 || p.FixedPriceMinor > order.MaxUnitPriceMinor {
+			add("fixed_price_minor", "must be an amount in minor units from 1 to %d for kind fixed", order.MaxUnitPriceMinor)
 		}
 		if p.PercentOff != 0 {
 			add("percent_off", "must be absent for kind fixed")
@@ -117,8 +134,8 @@ func (p Promotion) Validate() error {
 		}
 		seen[s] = true
 	}
-	if len(p.Category) > 64 {
-		add("category", "at most 64 characters")
+	if utf8.RuneCountInString(p.Category) > CategoryMax {
+		add("category", "at most %d characters", CategoryMax)
 	}
 	if p.StartsAt.IsZero() {
 		add("starts_at", "is required (RFC 3339 with a zone offset)")
@@ -126,8 +143,8 @@ func (p Promotion) Validate() error {
 	if p.EndsAt.IsZero() {
 		add("ends_at", "is required (RFC 3339 with a zone offset)")
 	}
-	if !p.StartsAt.IsZero() && !p.EndsAt.IsZero() && !p.EndsAt.After(p.StartsAt) {
-		add("ends_at", "must be after starts_at")
+	if !p.StartsAt.IsZero() && !p.EndsAt.IsZero() && p.EndsAt.Sub(p.StartsAt) < MinWindow {
+		add("ends_at", "must be at least 1 second after starts_at (the shortest promotion window)")
 	}
 	if _, err := time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "" {
 		add("time_zone", "must be an IANA time zone such as Europe/Berlin or UTC")

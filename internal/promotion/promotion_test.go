@@ -2,6 +2,7 @@ package promotion
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,23 @@ func TestValidate(t *testing.T) {
 		if !fields[f] {
 			t.Errorf("no problem for %s in %v", f, inv.Problems)
 		}
+	}
+}
+
+// A window shorter than MinWindow is refused naming the rule; Postgres would have stored 1 ns as
+// an empty window and refused it with a check constraint (a 500).
+func TestMinimumWindow(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := Promotion{ID: "p", Name: "x", Kind: KindPercent, PercentOff: 10, SKUs: []string{"BRK-PAD-1001"}, TimeZone: "UTC", OverCap: OverCapBase, StartsAt: start}
+	for _, d := range []time.Duration{time.Nanosecond, time.Microsecond, MinWindow - time.Nanosecond} {
+		p.EndsAt = start.Add(d)
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "ends_at: must be at least 1 second") {
+			t.Errorf("window of %s: %v, want ends_at naming the minimum window", d, err)
+		}
+	}
+	p.EndsAt = start.Add(MinWindow)
+	if err := p.Validate(); err != nil {
+		t.Errorf("window of MinWindow: %v", err)
 	}
 }
