@@ -58,7 +58,8 @@ FUZZ_TARGETS := \
 	./internal/input:FuzzJSON ./internal/input:FuzzHasCardNumber \
 	./internal/httpapi:FuzzPlaceOrderBody ./internal/httpapi:FuzzPutProductBody \
 	./internal/httpapi:FuzzCreatePromotionBody ./internal/httpapi:FuzzPutTradeAccount \
-	./internal/httpapi:FuzzWarehouseStockBody \
+	./internal/httpapi:FuzzWarehouseStockBody ./internal/httpapi:FuzzProductsCursor \
+	./internal/httpapi:FuzzIdempotencyKey \
 	./internal/event:FuzzOrderPlacedRecord ./internal/event:FuzzOutcomeRecord ./internal/event:FuzzStockRecord
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -418,6 +420,43 @@ func FuzzPlaceOrderBody(f *testing.F) {
 	})
 }
 
+func FuzzIdempotencyKey(f *testing.F) {
+	for _, k := range []string{"fuzz-key", "", " ", "a\x00b", "k\r\nX-Injected: 1", "ключ", strings.Repeat("k", 255), strings.Repeat("k", 256),
+		"*", "idem:*", "~!@#$%^&*()_+{}|:\"<>?`-=[]\\;',./", "\x7f"} {
+		f.Add(k)
+	}
+	fe := fuzzServer(f)
+	body := validOrder()
+	f.Fuzz(func(t *testing.T, key string) {
+		// The same key is fresh in every input: what an input left in Redis is removed after it.
+		before := fe.trace(t)
+		first := fe.do(t, http.MethodPost, "/v1/orders", body, map[string]string{"Idempotency-Key": key})
+		if valid := key != "" && len(key) <= 255 && !strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }); !valid {
+			if first.status != http.StatusBadRequest {
+				t.Fatalf("Idempotency-Key %q: %d %s, want 400", key, first.status, first.body)
+			}
+			fe.noTrace(t, first, before, fe.trace(t))
+			return
+		}
+		// The same key and body again: the first answer, replayed; one order produced.
+		again := fe.do(t, http.MethodPost, "/v1/orders", body, map[string]string{"Idempotency-Key": key})
+		after := fe.trace(t)
+		defer fe.forget(t, before, after)
+		if first.status != http.StatusAccepted {
+			t.Fatalf("a valid order with Idempotency-Key %q: %d %s, want 202", key, first.status, first.body)
+		}
+		if n := after.produced - before.produced; n != 1 {
+			t.Fatalf("two requests with one Idempotency-Key produced %d records, want 1", n)
+		}
+		fe.produced(t, 1)
+		if again.status != first.status || !bytes.Equal(again.body, first.body) || again.header.Get("Idempotent-Replayed") != "true" ||
+			again.header.Get(echo.HeaderLocation) != first.header.Get(echo.HeaderLocation) {
+			t.Fatalf("Idempotency-Key %q: the replay is %d %v %s, the first answer %d %v %s",
+				key, again.status, again.header, again.body, first.status, first.header, first.body)
+		}
+	})
+}
+
 func FuzzPutProductBody(f *testing.F) {
 	valid := []byte(`{"name":"Spark plug","category":"spark-plugs","brand":"NGK","price_minor":699,"currency":"EUR","active":true}`)
 	addBodySeeds(f, valid, "name", "category", "brand", "price_minor", "active")
@@ -577,6 +616,34 @@ func FuzzWarehouseStockBody(f *testing.F) {
 			if _, err := event.DecodeStock(fe.v, env); err != nil {
 				t.Fatalf("published an event that does not decode: %v", err)
 			}
+		}
+	})
+}
+
+// The cursor and category limits of GET /v1/products in schemas/openapi.yaml.
+var cursorPattern = regexp.MustCompile(`^[A-Za-z0-9_-]*$`)
+
+func FuzzProductsCursor(f *testing.F) {
+	f.Add("", "brakes")
+	f.Add("", "")
+	f.Add("not-a-cursor", "brakes")
+	f.Add("eyJzIjoiQlJLLVBBRC0xMDAxIn0", "filters")
+	f.Add("a+b/c=", "x")
+	f.Add(strings.Repeat("A", 88), strings.Repeat("c", 64))
+	f.Add(strings.Repeat("A", 89), strings.Repeat("c", 65))
+	f.Add("\x00", "\xff")
+	f.Add("ok", "ключ")
+	fe := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, cursor, category string) {
+		q := url.Values{"cursor": {cursor}, "category": {category}}
+		a := fe.do(t, http.MethodGet, "/v1/products?"+q.Encode(), nil, nil)
+		outOfLimit := utf8.RuneCountInString(cursor) > 88 || !cursorPattern.MatchString(cursor) ||
+			utf8.RuneCountInString(category) > 64
+		if outOfLimit && a.status != http.StatusBadRequest {
+			t.Fatalf("cursor %q category %q: %d %s, want 400", cursor, category, a.status, a.body)
+		}
+		if a.status != http.StatusOK && a.status != http.StatusBadRequest {
+			t.Fatalf("cursor %q category %q: %d %s, want 200 or 400", cursor, category, a.status, a.body)
 		}
 	})
 }
