@@ -5,6 +5,10 @@ GO        ?= go
 BIN       := bin
 BINARIES  := api order-worker inventory-sync notifier orderctl
 DATA_DIR  ?= .data
+# BROKER=kafka runs `make run` on one real Apache Kafka node (needs java and mvn; see README).
+BROKER    ?= kfake
+# More `orderctl dev` flags, e.g. DEV_FLAGS="--api-addr 127.0.0.1:18080 --broker-port 19092".
+DEV_FLAGS ?=
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_FLAGS ?= -count=1 -timeout 12m
@@ -17,9 +21,10 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
-## run: broker (kfake, data in $(DATA_DIR)), topics, migrations, demo data and keys, api.
+## run: broker (kfake, or real Kafka with BROKER=kafka; data in $(DATA_DIR)), topics, migrations,
+## demo data and keys, api.
 run: build
-	$(BIN)/orderctl dev --data-dir $(DATA_DIR)
+	$(BIN)/orderctl dev --data-dir $(DATA_DIR) --broker $(BROKER) $(DEV_FLAGS)
 
 ## test: every test, against the real Postgres and Redis and an in-process broker.
 test:

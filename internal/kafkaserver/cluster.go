@@ -198,36 +198,58 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// waitReady waits until the metadata every node answers lists all nodes and a controller, and
-// fails early when a node exits.
+// waitReady waits until the cluster serves metadata (WaitReady), and fails early when a node
+// exits.
 func (c *Cluster) waitReady(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.DialTimeout(time.Second))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	for _, p := range c.procs {
+		go func() {
+			select {
+			case <-p.done:
+				cancel(fmt.Errorf("kafka node %d exited while starting: %v\n%s", p.node.ID, p.err, logTail(p.log)))
+			case <-ctx.Done():
+			}
+		}()
+	}
+	err := WaitReady(ctx, c.Addrs(), len(c.nodes))
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	if err != nil {
+		var logs []string
+		for _, p := range c.procs {
+			logs = append(logs, fmt.Sprintf("node %d (%s):\n%s", p.node.ID, p.log, logTail(p.log)))
+		}
+		return fmt.Errorf("kafka server: %w (within %s)\n%s", err, c.cfg.StartTimeout, strings.Join(logs, "\n"))
+	}
+	return nil
+}
+
+// WaitReady waits until the cluster at addrs answers metadata that lists nodes registered,
+// unfenced brokers and an active controller: then it takes client requests. A listening port is
+// not enough; a starting node accepts connections before it serves.
+func WaitReady(ctx context.Context, addrs []string, nodes int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DialTimeout(time.Second))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	var last error
+	last := errors.New("no answer yet")
 	for {
-		for _, p := range c.procs {
-			select {
-			case <-p.done:
-				return fmt.Errorf("kafka node %d exited while starting: %v\n%s", p.node.ID, p.err, logTail(p.log))
-			default:
-			}
-		}
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		m, err := adm.BrokerMetadata(reqCtx)
 		cancel()
 		switch {
 		case err != nil:
 			last = err
-		case len(m.Brokers) < len(c.nodes):
+		case len(m.Brokers) < nodes:
 			var ids []int32
 			for _, b := range m.Brokers {
 				ids = append(ids, b.NodeID)
 			}
-			last = fmt.Errorf("%d of %d brokers registered and unfenced (%v)", len(m.Brokers), len(c.nodes), ids)
+			last = fmt.Errorf("%d of %d brokers registered and unfenced (%v)", len(m.Brokers), nodes, ids)
 		case m.Controller < 0:
 			last = errors.New("no active controller")
 		default:
@@ -235,11 +257,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			var logs []string
-			for _, p := range c.procs {
-				logs = append(logs, fmt.Sprintf("node %d (%s):\n%s", p.node.ID, p.log, logTail(p.log)))
-			}
-			return fmt.Errorf("kafka server: not serving metadata within %s: %v\n%s", c.cfg.StartTimeout, last, strings.Join(logs, "\n"))
+			return fmt.Errorf("not serving metadata: %v", last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
