@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/kafkaserver"
 )
 
@@ -155,36 +156,8 @@ func (b *Broker) CreateTopics(t testing.TB, partitions int32, topics ...string) 
 	if err != nil {
 		t.Fatalf("create topics %v on %s: %v", topics, b.Kind, err)
 	}
-	waitLeaders(t, b.adm, topics...)
-}
-
-// waitLeaders waits until every partition of topics has a leader: a real broker answers
-// CreateTopics before the partitions are writable.
-func waitLeaders(t testing.TB, adm *kadm.Client, topics ...string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		md, err := adm.Metadata(t.Context(), topics...)
-		ok := err == nil
-		for _, tp := range topics {
-			d, found := md.Topics[tp]
-			if !found || d.Err != nil || len(d.Partitions) == 0 {
-				ok = false
-				break
-			}
-			for _, p := range d.Partitions {
-				if p.Leader < 0 || p.Err != nil {
-					ok = false
-				}
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topics %v have no leaders after 30s (metadata error %v)", topics, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := kafka.WaitTopicsServed(t.Context(), b.adm, topics...); err != nil {
+		t.Fatalf("topics %v on %s: %v", topics, b.Kind, err)
 	}
 }
 
