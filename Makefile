@@ -1,5 +1,6 @@
 # orderpipe: `make run` starts the whole pipeline locally, `make test` runs every test.
-# Needs Go, and Postgres and Redis on 127.0.0.1 (see README).
+# Needs Go, and Postgres and Redis on 127.0.0.1 (see README); make test and BROKER=kafka also
+# need java (17+) and mvn.
 
 GO        ?= go
 BIN       := bin
@@ -26,9 +27,12 @@ build:
 run: build
 	$(BIN)/orderctl dev --data-dir $(DATA_DIR) --broker $(BROKER) $(DEV_FLAGS)
 
-## test: every test, against the real Postgres and Redis and an in-process broker.
+## test: every test, against the real Postgres and Redis, an in-process broker (kfake) and, for
+## the Kafka contract tests, one real Apache Kafka node per package: required here, so a missing
+## java, mvn or jar fails the run instead of skipping the tier (ORDERPIPE_REAL_KAFKA=off skips it).
+ORDERPIPE_REAL_KAFKA ?= required
 test:
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test $(TEST_FLAGS) ./...
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) ORDERPIPE_REAL_KAFKA=$(ORDERPIPE_REAL_KAFKA) $(GO) test $(TEST_FLAGS) ./...
 
 vet:
 	$(GO) vet ./...
