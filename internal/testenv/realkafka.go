@@ -17,6 +17,7 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/kafkaserver"
+	"github.com/orderpipe/orderpipe/internal/topology"
 )
 
 // RealKafkaEnv selects the real-broker tier of the tests:
@@ -43,6 +44,8 @@ var realKafka struct {
 	dir     string
 	took    time.Duration
 	err     error
+	// topology is held by the EachTopologyBroker subtest using orderpipe's fixed topic names.
+	topology sync.Mutex
 }
 
 // RealKafkaMain runs a package's tests (call it from TestMain) and afterwards stops the package's
@@ -225,5 +228,74 @@ func (b *Broker) cleanup() {
 	}
 	if len(topics) > 0 {
 		_, _ = b.adm.DeleteTopics(ctx, topics...)
+	}
+}
+
+// EachTopologyBroker runs body as subtests "kfake" and "kafka" on a broker holding orderpipe's
+// topics with their real names (3 partitions each): a fresh kfake cluster (Kafka), or the
+// package's real node, which then belongs to this subtest alone (the names are fixed) and is
+// emptied of every topic and group when it ends. body gets the bootstrap addresses.
+func EachTopologyBroker(t *testing.T, body func(t *testing.T, addrs []string)) {
+	t.Helper()
+	t.Run("kfake", func(t *testing.T) { body(t, Kafka(t).ListenAddrs()) })
+	t.Run("kafka", func(t *testing.T) {
+		c := RealKafka(t)
+		realKafka.topology.Lock()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+		if err != nil {
+			realKafka.topology.Unlock()
+			t.Fatalf("admin client: %v", err)
+		}
+		adm := kadm.NewClient(cl)
+		t.Cleanup(func() {
+			defer realKafka.topology.Unlock()
+			defer cl.Close()
+			if err := emptyCluster(adm); err != nil {
+				t.Errorf("empty the real node for the next test: %v", err)
+			}
+		})
+		specs := topology.Topics(topology.Settings{Partitions: 3, Replication: 1})
+		if _, err := kafka.EnsureTopics(t.Context(), adm, specs, true); err != nil {
+			t.Fatalf("provision topics: %v", err)
+		}
+		body(t, c.Addrs())
+	})
+}
+
+// emptyCluster deletes every consumer group and every topic but Kafka's own, and waits until the
+// brokers no longer list the topics, so the next test can create them again.
+func emptyCluster(adm *kadm.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("list groups: %w", err)
+	}
+	if g := groups.Groups(); len(g) > 0 {
+		if _, err := adm.DeleteGroups(ctx, g...); err != nil {
+			return fmt.Errorf("delete groups: %w", err)
+		}
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	names := topics.Names()
+	if len(names) == 0 {
+		return nil
+	}
+	if _, err := adm.DeleteTopics(ctx, names...); err != nil {
+		return fmt.Errorf("delete topics: %w", err)
+	}
+	for {
+		left, err := adm.ListTopics(ctx)
+		if err == nil && len(left.Names()) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics still listed after deletion: %v (%v)", left.Names(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
