@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
+	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
@@ -123,13 +124,7 @@ func (b *bundle) read(t *testing.T, topic string) []*kgo.Record {
 // committed returns the group's committed offsets on topic by partition.
 func (b *bundle) committed(t *testing.T, group, topic string) map[int32]int64 {
 	t.Helper()
-	resp, err := b.adm.FetchOffsets(t.Context(), group)
-	// A real broker creates __consumer_offsets on the first group request and answers
-	// COORDINATOR_NOT_AVAILABLE (retriable) until it has loaded it; kfake never does.
-	for deadline := time.Now().Add(15 * time.Second); kerr.IsRetriable(err) && time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		resp, err = b.adm.FetchOffsets(t.Context(), group)
-	}
+	resp, err := kafka.FetchOffsets(t.Context(), b.adm, group) // waits out COORDINATOR_NOT_AVAILABLE
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{}
 	}
