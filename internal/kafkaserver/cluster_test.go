@@ -100,6 +100,8 @@ func TestClusterReplicatesAndSurvivesARestart(t *testing.T) {
 		t.Fatalf("restart on the same data directory: %v", err)
 	}
 	t.Cleanup(func() { _ = c2.Stop() })
+	ctx, cancel = context.WithTimeout(t.Context(), 30*time.Second) // the restart took its own time
+	defer cancel()
 	cl2, err := kgo.NewClient(kgo.SeedBrokers(c2.Addrs()...), kgo.ConsumeTopics("orders.placed"),
 		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()))
 	if err != nil {

@@ -86,6 +86,9 @@ func RealKafka(t testing.TB) *kafkaserver.Cluster {
 		start := time.Now()
 		realKafka.cluster, realKafka.err = kafkaserver.Start(ctx, kafkaserver.Config{
 			Nodes: 1, DataDir: dir, Overrides: RealKafkaOverrides, HeapMax: "384m", Log: os.Stderr,
+			// Usually 10-30 s; with two test binaries, their JVMs and the other engineers' work on
+			// these 2 cores, one start took more than 2 minutes.
+			StartTimeout: 4 * time.Minute,
 		})
 		realKafka.took = time.Since(start)
 	})
