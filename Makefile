@@ -1,11 +1,16 @@
 # orderpipe: `make run` starts the whole pipeline locally, `make test` runs every test.
 # Needs Go, and Postgres and Redis on 127.0.0.1 (scripts/local-services starts them; make run
-# starts private ones itself when nothing answers; see README).
+# starts private ones itself when nothing answers; see README); make test and BROKER=kafka also
+# need java (17+) and mvn.
 
 GO        ?= go
 BIN       := bin
 BINARIES  := api order-worker inventory-sync notifier orderctl
 DATA_DIR  ?= .data
+# BROKER=kafka runs `make run` on one real Apache Kafka node (needs java and mvn; see README).
+BROKER    ?= kfake
+# More `orderctl dev` flags, e.g. DEV_FLAGS="--api-addr 127.0.0.1:18080 --broker-port 19092".
+DEV_FLAGS ?=
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orderpipe?sslmode=disable
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 TEST_FLAGS ?= -count=1 -timeout 12m
@@ -32,20 +37,24 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
-## run: broker (kfake, data in $(DATA_DIR)), topics, migrations, demo data and keys, api.
+## run: broker (kfake, or real Kafka with BROKER=kafka; data in $(DATA_DIR)), topics, migrations,
+## demo data and keys, api.
 run: build
-	$(BIN)/orderctl dev --data-dir $(DATA_DIR)
+	$(BIN)/orderctl dev --data-dir $(DATA_DIR) --broker $(BROKER) $(DEV_FLAGS)
 
-## test: every test, against the real Postgres and Redis and an in-process broker, then the
-## packages with concurrency again under the race detector.
+## test: every test, against the real Postgres and Redis, an in-process broker (kfake) and, for
+## the Kafka contract tests, one real Apache Kafka node per package: required here, so a missing
+## java, mvn or jar fails the run instead of skipping the tier (ORDERPIPE_REAL_KAFKA=off skips it);
+## then the packages with concurrency again under the race detector.
+ORDERPIPE_REAL_KAFKA ?= required
 test:
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test $(TEST_FLAGS) ./...
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) ORDERPIPE_REAL_KAFKA=$(ORDERPIPE_REAL_KAFKA) $(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory test-race
 
 ## test-race: the packages with concurrency under -race (RACE_PKGS whole, RACE_PIPELINE_PKGS
 ## tests with few orders).
 test-race:
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) ORDERPIPE_REAL_KAFKA=$(ORDERPIPE_REAL_KAFKA) $(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(GO) test -race $(TEST_FLAGS) -run '$(RACE_PIPELINE_TESTS)' $(RACE_PIPELINE_PKGS)
 
 vet:

@@ -14,127 +14,132 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
 // A consumer that dies after its handler finished a batch but before the commit loses nothing:
 // another member of the group gets the records again, and the dead member's late commit is fenced.
 func TestCrashBeforeCommitRedeliversTheBatch(t *testing.T) {
 	t.Parallel()
-	const group = "crash"
-	b := setup(t, "src", event.DeadLetterTopic(group))
-	first := b.fill(t, "src", "f", 5)
+	testenv.EachBroker(t, func(t *testing.T, k *testenv.Broker) {
+		group, src := k.Name("crash"), k.Name("src")
+		b := setupOn(t, k, src, event.DeadLetterTopic(group))
+		first := b.fill(t, src, "f", 5)
 
-	// A's handler finishes its first batch, then "crashes": its connections are cut before it can
-	// commit, and it stays stuck until the test ends.
-	d := &cutDialer{}
-	handled := make(chan []string, 1)
-	release := make(chan struct{})
-	var aCalls atomic.Int32
-	a := consumer.HandlerFunc(func(_ context.Context, recs []*kgo.Record) []error {
-		if aCalls.Add(1) == 1 {
-			keys := make([]string, len(recs))
-			for i, r := range recs {
-				keys[i] = string(r.Key)
+		// A's handler finishes its first batch, then "crashes": its connections are cut before it can
+		// commit, and it stays stuck until the test ends.
+		d := &cutDialer{}
+		handled := make(chan []string, 1)
+		release := make(chan struct{})
+		var aCalls atomic.Int32
+		a := consumer.HandlerFunc(func(_ context.Context, recs []*kgo.Record) []error {
+			if aCalls.Add(1) == 1 {
+				keys := make([]string, len(recs))
+				for i, r := range recs {
+					keys[i] = string(r.Key)
+				}
+				handled <- keys
+				<-release
 			}
-			handled <- keys
-			<-release
+			return nil
+		})
+		ra := b.start(t, consumer.Config{Group: group, Topics: []string{src}, StartAt: consumer.StartEarliest,
+			KafkaOpts: []kgo.Opt{kgo.Dialer(d.dial)}}, a)
+		unblock := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(unblock) // runs before A is stopped, even if the test fails
+		var aKeys []string
+		select {
+		case aKeys = <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("consumer A never got a batch")
 		}
-		return nil
-	})
-	ra := b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest,
-		KafkaOpts: []kgo.Opt{kgo.Dialer(d.dial)}}, a)
-	unblock := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unblock) // runs before A is stopped, even if the test fails
-	var aKeys []string
-	select {
-	case aKeys = <-handled:
-	case <-time.After(10 * time.Second):
-		t.Fatal("consumer A never got a batch")
-	}
-	d.sever()
+		d.sever()
 
-	// B joins the same group and, once A's session expires, gets every partition from the last
-	// commit: nothing, so everything A handled comes again.
-	h := newRecorder(nil)
-	b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest}, h)
-	h.waitDone(t, 15*time.Second, first)
-	set := h.doneSet()
-	for _, k := range aKeys {
-		if set[k] == 0 {
-			t.Fatalf("record %s handled by the crashed member was not redelivered", k)
+		// B joins the same group and, once A's session expires, gets every partition from the last
+		// commit: nothing, so everything A handled comes again.
+		h := newRecorder(nil)
+		b.start(t, consumer.Config{Group: group, Topics: []string{src}, StartAt: consumer.StartEarliest}, h)
+		h.waitDone(t, 15*time.Second, first)
+		set := h.doneSet()
+		for _, k := range aKeys {
+			if set[k] == 0 {
+				t.Fatalf("record %s handled by the crashed member was not redelivered", k)
+			}
 		}
-	}
-	more := b.fill(t, "src", "m", 3)
-	h.waitDone(t, 10*time.Second, more)
-	ends := b.ends(t, "src")
-	b.waitCommitted(t, group, "src", ends)
+		more := b.fill(t, src, "m", 3)
+		h.waitDone(t, 10*time.Second, more)
+		ends := b.ends(t, src)
+		b.waitCommitted(t, group, src, ends)
 
-	// A comes back from the dead and tries to commit its stale batch: fenced, no rewind.
-	d.restore()
-	unblock()
-	ra.stop(t)
-	if got := b.committed(t, group, "src"); !maps.Equal(got, ends) {
-		t.Fatalf("committed after the stale member stopped: got %v, want %v", got, ends)
-	}
+		// A comes back from the dead and tries to commit its stale batch: fenced, no rewind.
+		d.restore()
+		unblock()
+		ra.stop(t)
+		if got := b.committed(t, group, src); !maps.Equal(got, ends) {
+			t.Fatalf("committed after the stale member stopped: got %v, want %v", got, ends)
+		}
+	}, kfakeOpts...)
 }
 
 // Cancelling Run finishes the batch in hand with a live context, commits it, and leaves the
 // group: a successor does not see those records again.
 func TestShutdownFinishesAndCommitsTheBatchInHand(t *testing.T) {
 	t.Parallel()
-	const group = "drain"
-	b := setup(t, "src", event.DeadLetterTopic(group))
-	recs := b.fill(t, "src", "d", 4)
+	testenv.EachBroker(t, func(t *testing.T, k *testenv.Broker) {
+		group, src := k.Name("drain"), k.Name("src")
+		b := setupOn(t, k, src, event.DeadLetterTopic(group))
+		recs := b.fill(t, src, "d", 4)
 
-	inBatch := make(chan struct{})
-	var once sync.Once
-	var ctxErrInBatch atomic.Value
-	h := newRecorder(nil)
-	slow := consumer.HandlerFunc(func(ctx context.Context, rs []*kgo.Record) []error {
-		once.Do(func() { close(inBatch) })
-		time.Sleep(300 * time.Millisecond) // Run's context ends meanwhile
-		ctxErrInBatch.Store(fmt.Sprint(ctx.Err()))
-		return h.Handle(ctx, rs)
-	})
-	r := b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest, MaxPollRecords: 5}, slow)
-	<-inBatch
-	r.stop(t)
+		inBatch := make(chan struct{})
+		var once sync.Once
+		var ctxErrInBatch atomic.Value
+		h := newRecorder(nil)
+		slow := consumer.HandlerFunc(func(ctx context.Context, rs []*kgo.Record) []error {
+			once.Do(func() { close(inBatch) })
+			time.Sleep(300 * time.Millisecond) // Run's context ends meanwhile
+			ctxErrInBatch.Store(fmt.Sprint(ctx.Err()))
+			return h.Handle(ctx, rs)
+		})
+		r := b.start(t, consumer.Config{Group: group, Topics: []string{src}, StartAt: consumer.StartEarliest, MaxPollRecords: 5}, slow)
+		<-inBatch
+		r.stop(t)
 
-	if got := ctxErrInBatch.Load(); got != "<nil>" {
-		t.Fatalf("handler context error during the drained batch: got %v, want <nil>", got)
-	}
-	handled := h.doneSet()
-	if len(handled) == 0 {
-		t.Fatal("the batch in hand was not finished")
-	}
-	committed := b.committed(t, group, "src")
-	var n int64
-	for _, o := range committed {
-		n += o
-	}
-	if n != int64(len(handled)) {
-		t.Fatalf("committed records: got %d (%v), want the %d handled before shutdown", n, committed, len(handled))
-	}
-
-	h2 := newRecorder(nil)
-	b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest}, h2)
-	var rest []*kgo.Record
-	for _, rc := range recs {
-		if handled[string(rc.Key)] == 0 {
-			rest = append(rest, rc)
+		if got := ctxErrInBatch.Load(); got != "<nil>" {
+			t.Fatalf("handler context error during the drained batch: got %v, want <nil>", got)
 		}
-	}
-	if len(rest) == 0 {
-		t.Fatalf("all %d records handled in the first batch, want some left for the successor", len(recs))
-	}
-	rest = append(rest, b.fill(t, "src", "after", 1)...) // the successor has read everything once it has these
-	h2.waitDone(t, 10*time.Second, rest)
-	b.waitCommitted(t, group, "src", b.ends(t, "src"))
-	for k := range h2.doneSet() {
-		if handled[k] > 0 {
-			t.Fatalf("record %s was committed before shutdown but delivered again", k)
+		handled := h.doneSet()
+		if len(handled) == 0 {
+			t.Fatal("the batch in hand was not finished")
 		}
-	}
+		committed := b.committed(t, group, src)
+		var n int64
+		for _, o := range committed {
+			n += o
+		}
+		if n != int64(len(handled)) {
+			t.Fatalf("committed records: got %d (%v), want the %d handled before shutdown", n, committed, len(handled))
+		}
+
+		h2 := newRecorder(nil)
+		b.start(t, consumer.Config{Group: group, Topics: []string{src}, StartAt: consumer.StartEarliest}, h2)
+		var rest []*kgo.Record
+		for _, rc := range recs {
+			if handled[string(rc.Key)] == 0 {
+				rest = append(rest, rc)
+			}
+		}
+		if len(rest) == 0 {
+			t.Fatalf("all %d records handled in the first batch, want some left for the successor", len(recs))
+		}
+		rest = append(rest, b.fill(t, src, "after", 1)...) // the successor has read everything once it has these
+		h2.waitDone(t, 10*time.Second, rest)
+		b.waitCommitted(t, group, src, b.ends(t, src))
+		for k := range h2.doneSet() {
+			if handled[k] > 0 {
+				t.Fatalf("record %s was committed before shutdown but delivered again", k)
+			}
+		}
+	}, kfakeOpts...)
 }
 
 // Members joining and leaving mid-stream: every record is handled at least once and no commit

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
 	"github.com/orderpipe/orderpipe/internal/event"
+	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
 func TestClassOf(t *testing.T) {
@@ -159,28 +160,30 @@ func TestRunRefusesMissingTopics(t *testing.T) {
 
 func TestLagIsReportedPerPartition(t *testing.T) {
 	t.Parallel()
-	const group = "lag"
-	b := setup(t, "src", event.DeadLetterTopic(group))
-	b.fill(t, "src", "l", 4)
-	// The handler finishes nothing in partition 2, so its lag stays.
-	h := newRecorder(func(key string, _ int) error {
-		if strings.HasPrefix(key, "l-2-") {
-			return consumer.Transient(errDown)
-		}
-		return nil
-	})
-	reg := prometheus.NewRegistry()
-	b.start(t, consumer.Config{Group: group, Topics: []string{"src"}, StartAt: consumer.StartEarliest,
-		InPlaceOnly: true, Registerer: reg, LagInterval: 50 * time.Millisecond}, h)
-	b.waitCommitted(t, group, "src", map[int32]int64{0: 4, 1: 4})
+	testenv.EachBroker(t, func(t *testing.T, k *testenv.Broker) {
+		group, src := k.Name("lag"), k.Name("src")
+		b := setupOn(t, k, src, event.DeadLetterTopic(group))
+		b.fill(t, src, "l", 4)
+		// The handler finishes nothing in partition 2, so its lag stays.
+		h := newRecorder(func(key string, _ int) error {
+			if strings.HasPrefix(key, "l-2-") {
+				return consumer.Transient(errDown)
+			}
+			return nil
+		})
+		reg := prometheus.NewRegistry()
+		b.start(t, consumer.Config{Group: group, Topics: []string{src}, StartAt: consumer.StartEarliest,
+			InPlaceOnly: true, Registerer: reg, LagInterval: 50 * time.Millisecond}, h)
+		b.waitCommitted(t, group, src, map[int32]int64{0: 4, 1: 4})
 
-	var lag map[string]map[int32]int64
-	waitFor(t, 10*time.Second, func() bool {
-		var err error
-		lag, err = consumer.Lag(t.Context(), b.adm, group)
-		return err == nil && lag["src"][0] == 0 && lag["src"][1] == 0 && lag["src"][2] == 4
-	}, func() string { return fmt.Sprintf("lag: got %v, want src 0:0 1:0 2:4", lag) })
-	waitFor(t, 10*time.Second, func() bool {
-		return metricValue(t, reg, "orderpipe_consumer_lag", "group", group, "topic", "src", "partition", "2") == 4
-	}, func() string { return "lag gauge of src/2 never reached 4" })
+		var lag map[string]map[int32]int64
+		waitFor(t, 10*time.Second, func() bool {
+			var err error
+			lag, err = consumer.Lag(t.Context(), b.adm, group)
+			return err == nil && lag[src][0] == 0 && lag[src][1] == 0 && lag[src][2] == 4
+		}, func() string { return fmt.Sprintf("lag: got %v, want src 0:0 1:0 2:4", lag) })
+		waitFor(t, 10*time.Second, func() bool {
+			return metricValue(t, reg, "orderpipe_consumer_lag", "group", group, "topic", src, "partition", "2") == 4
+		}, func() string { return "lag gauge of src/2 never reached 4" })
+	}, kfakeOpts...)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderpipe/orderpipe/internal/consumer"
+	"github.com/orderpipe/orderpipe/internal/kafka"
 	"github.com/orderpipe/orderpipe/internal/testenv"
 )
 
@@ -29,17 +30,36 @@ type bundle struct {
 	adm     *kadm.Client
 }
 
+func TestMain(m *testing.M) { testenv.RealKafkaMain(m) }
+
+// kfakeOpts let kfake accept the short sessions of fastGroup; the real node's overrides do the
+// same (testenv.RealKafkaOverrides).
+var kfakeOpts = []kfake.Opt{kfake.GroupMinSessionTimeout(200 * time.Millisecond)}
+
 // setup starts a kfake broker (testenv.Kafka) with topics of 3 partitions each.
 func setup(t *testing.T, topics ...string) *bundle {
 	t.Helper()
-	c := testenv.Kafka(t, kfake.SeedTopics(3, topics...), kfake.GroupMinSessionTimeout(200*time.Millisecond))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	c := testenv.Kafka(t, append([]kfake.Opt{kfake.SeedTopics(3, topics...)}, kfakeOpts...)...)
+	return newBundle(t, c.ListenAddrs(), c)
+}
+
+// setupOn is setup on the broker of a testenv.EachBroker subtest: it creates topics (names from
+// k.Name) with 3 partitions each. The test's kfake hooks are k.Fake; nil on real Kafka.
+func setupOn(t *testing.T, k *testenv.Broker, topics ...string) *bundle {
+	t.Helper()
+	k.CreateTopics(t, 3, topics...)
+	return newBundle(t, k.Addrs, k.Fake)
+}
+
+func newBundle(t *testing.T, addrs []string, c *kfake.Cluster) *bundle {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(16<<10))
 	if err != nil {
 		t.Fatalf("producer: %v", err)
 	}
 	t.Cleanup(cl.Close)
-	return &bundle{cluster: c, addrs: c.ListenAddrs(), cl: cl, adm: kadm.NewClient(cl)}
+	return &bundle{cluster: c, addrs: addrs, cl: cl, adm: kadm.NewClient(cl)}
 }
 
 // rec is a record for topic and partition with key and a CloudEvents id header.
@@ -104,7 +124,7 @@ func (b *bundle) read(t *testing.T, topic string) []*kgo.Record {
 // committed returns the group's committed offsets on topic by partition.
 func (b *bundle) committed(t *testing.T, group, topic string) map[int32]int64 {
 	t.Helper()
-	resp, err := b.adm.FetchOffsets(t.Context(), group)
+	resp, err := kafka.FetchOffsets(t.Context(), b.adm, group) // waits out COORDINATOR_NOT_AVAILABLE
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
@@ -72,4 +73,23 @@ func Retriable(err error) bool {
 		return ke.Retriable
 	}
 	return true
+}
+
+// FetchOffsets is kadm's FetchOffsets that waits out the group coordinator's retriable errors
+// for up to 30 s. A real cluster answers COORDINATOR_NOT_AVAILABLE while it creates or loads
+// __consumer_offsets (the first group request on a new cluster) and NOT_COORDINATOR while a
+// coordinator moves; kadm returns those at once, and kfake never sends them.
+func FetchOffsets(ctx context.Context, adm *kadm.Client, group string) (kadm.OffsetResponses, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := adm.FetchOffsets(ctx, group)
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

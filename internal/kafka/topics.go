@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -70,7 +71,54 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec, crea
 		states = append(states, st)
 	}
 	sort.SliceStable(states, func(i, j int) bool { return states[i].Spec.Name < states[j].Spec.Name })
+	var created []string
+	for _, st := range states {
+		if st.Created {
+			created = append(created, st.Spec.Name)
+		}
+	}
+	if err := WaitTopicsServed(ctx, adm, created...); err != nil {
+		return states, err
+	}
 	return states, nil
+}
+
+// WaitTopicsServed waits until the broker's metadata lists every topic with a leader for each
+// partition. A real Kafka cluster answers CreateTopics once the controller has committed the
+// topic; brokers learn of it from the metadata log afterwards (seconds later on a busy machine),
+// and until then a consumer that checks its topics finds them missing. kfake serves a topic at
+// once.
+func WaitTopicsServed(ctx context.Context, adm *kadm.Client, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		md, err := adm.Metadata(ctx, topics...)
+		var waiting []string
+		for _, t := range topics {
+			d, ok := md.Topics[t]
+			if err != nil || !ok || d.Err != nil || len(d.Partitions) == 0 {
+				waiting = append(waiting, t)
+				continue
+			}
+			for _, p := range d.Partitions {
+				if p.Err != nil || p.Leader < 0 {
+					waiting = append(waiting, t)
+					break
+				}
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics created but not served by the brokers: %v: %w", waiting, errors.Join(err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func isTopicExists(err error) bool { return errors.Is(err, kerr.TopicAlreadyExists) }

@@ -21,10 +21,12 @@ import (
 
 	"github.com/orderpipe/orderpipe/internal/auth"
 	"github.com/orderpipe/orderpipe/internal/demo"
+	"github.com/orderpipe/orderpipe/internal/kafkaserver"
 	"github.com/orderpipe/orderpipe/internal/postgres"
 )
 
 type devFlags struct {
+	broker          string // engine of `orderctl broker`: kfake or kafka
 	dataDir         string
 	apiAddr         string
 	brokerPort      int
@@ -41,7 +43,8 @@ func (e *env) devCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole pipeline locally: broker, topics, migrations, demo data and keys, api",
-		Long: "Starts a standalone Kafka-protocol broker (kfake) with a data directory, creates the\n" +
+		Long: "Starts a standalone Kafka-protocol broker (kfake; with --broker kafka a real Apache Kafka\n" +
+			"node, see `orderctl broker --help`) with a data directory, creates the\n" +
 			"topics, creates the database if missing and migrates it, loads the demo catalog and stock,\n" +
 			"prints demo API keys, and runs the api (and the other services as they become available)\n" +
 			"as child processes from the same bin/ directory. Ctrl-C stops everything gracefully.\n" +
@@ -51,6 +54,7 @@ func (e *env) devCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return e.dev(cmd.Context(), f) },
 	}
+	cmd.Flags().StringVar(&f.broker, "broker", engineKfake, "broker engine: kfake (in process, no Java) or kafka (one real Apache Kafka node; needs java and mvn)")
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", ".data", "directory for the broker's data and the demo keys")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:8080", "listen address of the api")
 	cmd.Flags().IntVar(&f.brokerPort, "broker-port", 9092, "port of the development broker")
@@ -96,14 +100,33 @@ func (e *env) dev(ctx context.Context, f devFlags) error {
 	brokerAddr := fmt.Sprintf("127.0.0.1:%d", f.brokerPort)
 	e.cfg.KafkaBrokers = []string{brokerAddr}
 	childEnv := append(os.Environ(), "KAFKA_BROKERS="+brokerAddr, "DATABASE_URL="+e.cfg.DatabaseURL)
-	broker := exec.Command(self, "broker", "--data-dir", filepath.Join(f.dataDir, "kafka"), "--port", fmt.Sprint(f.brokerPort))
+	var broker *exec.Cmd
+	switch f.broker {
+	case engineKfake:
+		broker = exec.Command(self, "broker", "--data-dir", filepath.Join(f.dataDir, "kafka"), "--port", fmt.Sprint(f.brokerPort))
+	case engineKafka:
+		broker = exec.Command(self, "broker", "--engine", engineKafka, "--nodes", "1",
+			"--data-dir", filepath.Join(f.dataDir, "apache-kafka"), "--port", fmt.Sprint(f.brokerPort))
+	default:
+		return usageErr("--broker %q: want %s or %s", f.broker, engineKfake, engineKafka)
+	}
 	broker.Env, broker.Stdout, broker.Stderr = childEnv, e.stdout, os.Stderr
 	c, err := startChild(broker, exited)
 	if err != nil {
 		return err
 	}
 	children = append(children, c)
-	if err := waitTCP(ctx, brokerAddr, 15*time.Second); err != nil {
+	if f.broker == engineKafka {
+		// The first start resolves the server jars from Maven Central; a JVM then takes seconds
+		// until it serves metadata (a listening port is not enough).
+		fmt.Fprintln(e.stdout, "broker: starting Apache Kafka (one node)…")
+		waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := waitKafka(waitCtx, brokerAddr, exited)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("broker did not come up: %w", err)
+		}
+	} else if err := waitTCP(ctx, brokerAddr, 15*time.Second); err != nil {
 		return fmt.Errorf("broker did not come up: %w", err)
 	}
 	if _, err := e.ensureTopics(ctx, true); err != nil {
@@ -222,7 +245,7 @@ func (e *env) banner(base, broker string, f devFlags, keys map[string]string, wh
 	fmt.Fprintf(e.stdout, `
 orderpipe is running
   api      %[1]s   (metrics %[1]s/metrics, readiness %[1]s/readyz)
-  broker   %[2]s   (kcat -b %[2]s -L)
+  broker   %[2]s   (%[14]s; kcat -b %[2]s -L)
   payments http://%[6]s   (simulator: GET /v1/stats)
   worker   http://%[7]s   (order-worker: /readyz, /metrics)
   stock    http://%[10]s   (inventory-sync: /readyz, /metrics; publish stock events to inventory.stock)
@@ -244,7 +267,7 @@ try it
     -d '{"customer_id":"c-1001","email":"buyer@example.com","priority":"standard","lines":[{"sku":"%[5]s","quantity":1}],"payment":{"method":"card","token":"tok_visa_4242"},"shipping_address":{"name":"Ada Buyer","line1":"Hauptstr. 1","city":"Berlin","postal_code":"10115","country":"DE"}}'
 
 Ctrl-C stops everything.
-`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr, filepath.Join(f.dataDir, "demo-keys.json"), demoWarehouseID, whSecret)
+`, base, broker, keys["checkout"], keys["ops"], hot, f.paysimAddr, f.workerAdminAddr, f.mailHTTPAddr, filepath.Join(f.dataDir, "mail"), f.inventoryAddr, filepath.Join(f.dataDir, "demo-keys.json"), demoWarehouseID, whSecret, brokerEngineName(f.broker))
 }
 
 // demoWarehouseID is the warehouse of the README's examples ("For warehouse integrators").
@@ -353,6 +376,32 @@ func createDatabase(ctx context.Context, dbURL string) error {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil
+}
+
+func brokerEngineName(engine string) string {
+	if engine == engineKafka {
+		return "Apache Kafka, one node"
+	}
+	return "kfake"
+}
+
+// waitKafka waits until the broker at addr serves metadata, or the broker process (or any other
+// child) exits.
+func waitKafka(ctx context.Context, addr string, exited <-chan error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-exited:
+			cancel(err)
+		case <-ctx.Done():
+		}
+	}()
+	err := kafkaserver.WaitReady(ctx, []string{addr}, 1)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return err
 }
 
 func waitTCP(ctx context.Context, addr string, within time.Duration) error {

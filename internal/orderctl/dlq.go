@@ -502,7 +502,7 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 	progressGroup := redriveGroup(r.group)
 	var from map[int32]int64
 	if !r.fromStart {
-		committed, err := adm.FetchOffsets(ctx, progressGroup)
+		committed, err := kafka.FetchOffsets(ctx, adm, progressGroup)
 		if errors.Is(err, kerr.GroupIDNotFound) {
 			err = nil // no re-drive yet
 		}

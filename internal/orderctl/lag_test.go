@@ -27,12 +27,15 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // lagFixture starts a broker holding 5 records on orders.placed partition 0 (created 10..6 minutes
 // ago), 3 on partition 1 and none on partition 2, with order-worker committed at 2 on partition 0 (3 behind, oldest
 // unconsumed record 8 minutes old) and at 3 on partition 1 (caught up). It returns a runner of
-// orderctl against that broker and the broker's addresses.
-func lagFixture(t *testing.T) (func(ctx context.Context, out io.Writer, args ...string) int, []string) {
+// orderctl against that broker and the broker's addresses. addrs is a broker with orderpipe's topics
+// (testenv.EachTopologyBroker); nil starts a kfake one.
+func lagFixture(t *testing.T, addrs []string) (func(ctx context.Context, out io.Writer, args ...string) int, []string) {
 	t.Helper()
-	cluster := testenv.Kafka(t)
+	if addrs == nil {
+		addrs = testenv.Kafka(t).ListenAddrs()
+	}
 	ctx := t.Context()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,49 +57,51 @@ func lagFixture(t *testing.T) (func(ctx context.Context, out io.Writer, args ...
 	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, "order-worker", offs); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	env := map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ",")}
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(addrs, ",")}
 	return func(ctx context.Context, out io.Writer, args ...string) int {
 		return orderctl.Code(orderctl.Run(ctx, args, func(k string) string { return env[k] }, out))
-	}, cluster.ListenAddrs()
+	}, addrs
 }
 
 // orderctl lag --output json reports committed and end offsets, lag in records, and the age of the
 // oldest unconsumed record: positive for the partition behind, 0 for the caught-up one.
 func TestLagJSON(t *testing.T) {
 	t.Parallel()
-	run, _ := lagFixture(t)
-	var out bytes.Buffer
-	if code := run(t.Context(), &out, "lag", "--group", "order-worker", "--output", "json"); code != orderctl.ExitOK {
-		t.Fatalf("exit %d, want 0\n%s", code, out.String())
-	}
-	var rep orderctl.LagReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("decode %q: %v", out.String(), err)
-	}
-	if len(rep.Groups) != 1 || rep.Groups[0].Group != "order-worker" {
-		t.Fatalf("got groups %+v, want order-worker only", rep.Groups)
-	}
-	g := rep.Groups[0]
-	if g.State != "Empty" || g.TotalLag != 3 || len(g.Members) != 0 || g.Error != "" {
-		t.Fatalf("got group %+v, want state Empty, total lag 3, no members, no error", g)
-	}
-	if len(g.Partitions) != 3 {
-		t.Fatalf("got partitions %+v, want 3 (every partition of the committed topic)", g.Partitions)
-	}
-	behind, caughtUp, empty := g.Partitions[0], g.Partitions[1], g.Partitions[2]
-	if behind.Topic != event.TopicOrdersPlaced || behind.Partition != 0 || behind.Committed != 2 || behind.End != 5 || behind.Lag != 3 {
-		t.Fatalf("got %+v, want orders.placed/0 committed 2 end 5 lag 3", behind)
-	}
-	// The record at offset 2 was created 8 minutes before the fixture ran.
-	if behind.LagSeconds < 8*60 || behind.LagSeconds > 9*60 || behind.OldestUnconsumed == nil {
-		t.Fatalf("got lag_seconds %v oldest %v, want 480..540 s with a timestamp", behind.LagSeconds, behind.OldestUnconsumed)
-	}
-	if caughtUp.Partition != 1 || caughtUp.Committed != 3 || caughtUp.End != 3 || caughtUp.Lag != 0 || caughtUp.LagSeconds != 0 || caughtUp.OldestUnconsumed != nil {
-		t.Fatalf("got %+v, want orders.placed/1 committed 3 end 3 lag 0 age 0", caughtUp)
-	}
-	if empty.Partition != 2 || empty.Committed != -1 || empty.End != 0 || empty.Lag != 0 || empty.LagSeconds != 0 {
-		t.Fatalf("got %+v, want orders.placed/2 never committed, empty, lag 0", empty)
-	}
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		run, _ := lagFixture(t, addrs)
+		var out bytes.Buffer
+		if code := run(t.Context(), &out, "lag", "--group", "order-worker", "--output", "json"); code != orderctl.ExitOK {
+			t.Fatalf("exit %d, want 0\n%s", code, out.String())
+		}
+		var rep orderctl.LagReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("decode %q: %v", out.String(), err)
+		}
+		if len(rep.Groups) != 1 || rep.Groups[0].Group != "order-worker" {
+			t.Fatalf("got groups %+v, want order-worker only", rep.Groups)
+		}
+		g := rep.Groups[0]
+		if g.State != "Empty" || g.TotalLag != 3 || len(g.Members) != 0 || g.Error != "" {
+			t.Fatalf("got group %+v, want state Empty, total lag 3, no members, no error", g)
+		}
+		if len(g.Partitions) != 3 {
+			t.Fatalf("got partitions %+v, want 3 (every partition of the committed topic)", g.Partitions)
+		}
+		behind, caughtUp, empty := g.Partitions[0], g.Partitions[1], g.Partitions[2]
+		if behind.Topic != event.TopicOrdersPlaced || behind.Partition != 0 || behind.Committed != 2 || behind.End != 5 || behind.Lag != 3 {
+			t.Fatalf("got %+v, want orders.placed/0 committed 2 end 5 lag 3", behind)
+		}
+		// The record at offset 2 was created 8 minutes before the fixture ran.
+		if behind.LagSeconds < 8*60 || behind.LagSeconds > 9*60 || behind.OldestUnconsumed == nil {
+			t.Fatalf("got lag_seconds %v oldest %v, want 480..540 s with a timestamp", behind.LagSeconds, behind.OldestUnconsumed)
+		}
+		if caughtUp.Partition != 1 || caughtUp.Committed != 3 || caughtUp.End != 3 || caughtUp.Lag != 0 || caughtUp.LagSeconds != 0 || caughtUp.OldestUnconsumed != nil {
+			t.Fatalf("got %+v, want orders.placed/1 committed 3 end 3 lag 0 age 0", caughtUp)
+		}
+		if empty.Partition != 2 || empty.Committed != -1 || empty.End != 0 || empty.Lag != 0 || empty.LagSeconds != 0 {
+			t.Fatalf("got %+v, want orders.placed/2 never committed, empty, lag 0", empty)
+		}
+	})
 }
 
 var ageColumn = regexp.MustCompile(`(?m)  (\d+h)?(\d+m)?[\d.]+(ms|s)$`)
@@ -106,7 +111,7 @@ var ageColumn = regexp.MustCompile(`(?m)  (\d+h)?(\d+m)?[\d.]+(ms|s)$`)
 // age of a lagging partition is normalised to <age>, caught-up partitions keep their 0s.
 func TestLagTableGolden(t *testing.T) {
 	t.Parallel()
-	run, _ := lagFixture(t)
+	run, _ := lagFixture(t, nil)
 	var out bytes.Buffer
 	if code := run(t.Context(), &out, "lag"); code != orderctl.ExitOK {
 		t.Fatalf("exit %d, want 0\n%s", code, out.String())
@@ -156,7 +161,7 @@ func (w *cancelAfter) Write(p []byte) (int, error) {
 // --watch refreshes until the context is cancelled, then exits 0.
 func TestLagWatch(t *testing.T) {
 	t.Parallel()
-	run, _ := lagFixture(t)
+	run, _ := lagFixture(t, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Second)
 	defer cancel()
 	w := &cancelAfter{n: 2, cancel: cancel}
@@ -182,43 +187,45 @@ func TestLagWatch(t *testing.T) {
 // the group never committed lags from the log start, whose record gives the age.
 func TestLagMembers(t *testing.T) {
 	t.Parallel()
-	run, addrs := lagFixture(t)
-	ctx := t.Context()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID("reports-test"), kgo.ConsumerGroup("reports"),
-		kgo.ConsumeTopics(event.TopicOrdersPlaced), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	pollCtx, cancel := context.WithTimeout(ctx, 8*time.Second)
-	defer cancel()
-	for n := 0; n < 8 && pollCtx.Err() == nil; { // every record fetched: the member is assigned
-		n += cl.PollFetches(pollCtx).NumRecords()
-	}
-	var out bytes.Buffer
-	if code := run(ctx, &out, "lag", "--group", "reports", "--output", "json"); code != orderctl.ExitOK {
-		t.Fatalf("exit %d, want 0\n%s", code, out.String())
-	}
-	var rep orderctl.LagReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("decode %q: %v", out.String(), err)
-	}
-	g := rep.Groups[0]
-	if g.State != "Stable" || len(g.Members) != 1 || g.Members[0].ClientID != "reports-test" || g.Members[0].Host == "" {
-		t.Fatalf("got state %s members %+v, want Stable with one member reports-test", g.State, g.Members)
-	}
-	if len(g.Partitions) != 3 || g.TotalLag != 8 {
-		t.Fatalf("got %+v, want 3 partitions lagging 8 records in total", g)
-	}
-	p0 := g.Partitions[0]
-	if p0.Committed != -1 || p0.Lag != 5 || p0.MemberID != g.Members[0].MemberID || p0.LagSeconds < 10*60 || p0.LagSeconds > 11*60 {
-		t.Fatalf("got %+v, want orders.placed/0 uncommitted, lag 5, age 600..660 s, member %s", p0, g.Members[0].MemberID)
-	}
-	out.Reset()
-	code := run(ctx, &out, "lag", "--group", "reports")
-	if code != orderctl.ExitOK || !strings.Contains(out.String(), "reports-test@") || !strings.Contains(out.String(), "MEMBER-ID") {
-		t.Fatalf("table: exit %d\n%s\nwant the member in the rows and the members section", code, out.String())
-	}
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		run, addrs := lagFixture(t, addrs)
+		ctx := t.Context()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID("reports-test"), kgo.ConsumerGroup("reports"),
+			kgo.ConsumeTopics(event.TopicOrdersPlaced), kgo.DisableAutoCommit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		pollCtx, cancel := context.WithTimeout(ctx, 8*time.Second)
+		defer cancel()
+		for n := 0; n < 8 && pollCtx.Err() == nil; { // every record fetched: the member is assigned
+			n += cl.PollFetches(pollCtx).NumRecords()
+		}
+		var out bytes.Buffer
+		if code := run(ctx, &out, "lag", "--group", "reports", "--output", "json"); code != orderctl.ExitOK {
+			t.Fatalf("exit %d, want 0\n%s", code, out.String())
+		}
+		var rep orderctl.LagReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("decode %q: %v", out.String(), err)
+		}
+		g := rep.Groups[0]
+		if g.State != "Stable" || len(g.Members) != 1 || g.Members[0].ClientID != "reports-test" || g.Members[0].Host == "" {
+			t.Fatalf("got state %s members %+v, want Stable with one member reports-test", g.State, g.Members)
+		}
+		if len(g.Partitions) != 3 || g.TotalLag != 8 {
+			t.Fatalf("got %+v, want 3 partitions lagging 8 records in total", g)
+		}
+		p0 := g.Partitions[0]
+		if p0.Committed != -1 || p0.Lag != 5 || p0.MemberID != g.Members[0].MemberID || p0.LagSeconds < 10*60 || p0.LagSeconds > 11*60 {
+			t.Fatalf("got %+v, want orders.placed/0 uncommitted, lag 5, age 600..660 s, member %s", p0, g.Members[0].MemberID)
+		}
+		out.Reset()
+		code := run(ctx, &out, "lag", "--group", "reports")
+		if code != orderctl.ExitOK || !strings.Contains(out.String(), "reports-test@") || !strings.Contains(out.String(), "MEMBER-ID") {
+			t.Fatalf("table: exit %d\n%s\nwant the member in the rows and the members section", code, out.String())
+		}
+	})
 }
 
 // Bad arguments exit with code 2.
@@ -244,7 +251,7 @@ func TestLagBadUsage(t *testing.T) {
 // that committed offsets) and an orderpipe group that never joined are shown.
 func TestLagUnknownGroup(t *testing.T) {
 	t.Parallel()
-	run, addrs := lagFixture(t)
+	run, addrs := lagFixture(t, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)

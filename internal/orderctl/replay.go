@@ -360,7 +360,7 @@ func replayPlan(ctx context.Context, adm *kadm.Client, a replayArgs, target repl
 			return rep, fmt.Errorf("offsets of %s at %s: %w", strings.Join(a.topics, ","), target.at.Format(time.RFC3339), err)
 		}
 	}
-	committed, err := adm.FetchOffsets(ctx, a.group)
+	committed, err := kafka.FetchOffsets(ctx, adm, a.group)
 	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		return rep, fmt.Errorf("committed offsets of group %s: %w", a.group, err)
 	}

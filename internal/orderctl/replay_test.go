@@ -32,11 +32,14 @@ type replayFixture struct {
 	base  time.Time
 }
 
-func newReplayFixture(t *testing.T) replayFixture {
+// addrs is a broker with orderpipe's topics (testenv.EachTopologyBroker); nil starts a kfake one.
+func newReplayFixture(t *testing.T, addrs []string) replayFixture {
 	t.Helper()
-	cluster := testenv.Kafka(t)
+	if addrs == nil {
+		addrs = testenv.Kafka(t).ListenAddrs()
+	}
 	ctx := t.Context()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +63,12 @@ func newReplayFixture(t *testing.T) replayFixture {
 	if err := adm.CommitAllOffsets(ctx, "order-worker", offs); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	env := map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ",")}
+	env := map[string]string{"KAFKA_BROKERS": strings.Join(addrs, ",")}
 	return replayFixture{
 		run: func(ctx context.Context, out io.Writer, args ...string) int {
 			return orderctl.Code(orderctl.Run(ctx, args, func(k string) string { return env[k] }, out))
 		},
-		addrs: cluster.ListenAddrs(),
+		addrs: addrs,
 		adm:   adm,
 		base:  base,
 	}
@@ -117,101 +120,105 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // records to re-process, and changes nothing.
 func TestReplayDryRun(t *testing.T) {
 	t.Parallel()
-	f := newReplayFixture(t)
-	untouched := "orders.placed.priority/0 -1->0 re 0 skip 0\n" +
-		"orders.placed.priority/1 -1->0 re 0 skip 0\n" +
-		"orders.placed.priority/2 -1->0 re 0 skip 0\n"
-	for _, tc := range []struct {
-		name      string
-		args      []string
-		want      string
-		reprocess int64
-	}{
-		{"ago", []string{"--ago", "8m30s"}, "orders.placed/0 5->2 re 3 skip 0\n" +
-			"orders.placed/1 3->3 re 0 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 3},
-		{"to-time", []string{"--to-time", f.base.Add(90 * time.Second).Format(time.RFC3339Nano)}, "orders.placed/0 5->2 re 3 skip 0\n" +
-			"orders.placed/1 3->3 re 0 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 3},
-		{"to-time before everything", []string{"--to-time", f.base.Add(-time.Hour).Format(time.RFC3339)}, "orders.placed/0 5->0 re 5 skip 0\n" +
-			"orders.placed/1 3->0 re 3 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 8},
-		{"to-start", []string{"--to-start"}, "orders.placed/0 5->0 re 5 skip 0\n" +
-			"orders.placed/1 3->0 re 3 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 8},
-		// kafka-consumer-groups' spellings and forms: ISO 8601 durations, local date-times, epoch ms.
-		{"by-duration ISO 8601", []string{"--by-duration", "PT8M30S"}, "orders.placed/0 5->2 re 3 skip 0\n" +
-			"orders.placed/1 3->3 re 0 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 3},
-		{"to-datetime local", []string{"--to-datetime", f.base.Add(90 * time.Second).Local().Format("2006-01-02T15:04:05.000")}, "orders.placed/0 5->2 re 3 skip 0\n" +
-			"orders.placed/1 3->3 re 0 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 3},
-		{"to-time epoch ms", []string{"--to-time", strconv.FormatInt(f.base.Add(90*time.Second).UnixMilli(), 10)}, "orders.placed/0 5->2 re 3 skip 0\n" +
-			"orders.placed/1 3->3 re 0 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 3},
-		{"ago in days", []string{"--ago", "1d"}, "orders.placed/0 5->0 re 5 skip 0\n" +
-			"orders.placed/1 3->0 re 3 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 8},
-		{"to-earliest", []string{"--to-earliest"}, "orders.placed/0 5->0 re 5 skip 0\n" +
-			"orders.placed/1 3->0 re 3 skip 0\n" +
-			"orders.placed/2 0->0 re 0 skip 0\n", 8},
-	} {
-		rep := f.replayJSON(t, tc.args...)
-		if got, want := moves(rep), tc.want+untouched; got != want {
-			t.Fatalf("%s: got\n%s\nwant\n%s", tc.name, got, want)
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		f := newReplayFixture(t, addrs)
+		untouched := "orders.placed.priority/0 -1->0 re 0 skip 0\n" +
+			"orders.placed.priority/1 -1->0 re 0 skip 0\n" +
+			"orders.placed.priority/2 -1->0 re 0 skip 0\n"
+		for _, tc := range []struct {
+			name      string
+			args      []string
+			want      string
+			reprocess int64
+		}{
+			{"ago", []string{"--ago", "8m30s"}, "orders.placed/0 5->2 re 3 skip 0\n" +
+				"orders.placed/1 3->3 re 0 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 3},
+			{"to-time", []string{"--to-time", f.base.Add(90 * time.Second).Format(time.RFC3339Nano)}, "orders.placed/0 5->2 re 3 skip 0\n" +
+				"orders.placed/1 3->3 re 0 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 3},
+			{"to-time before everything", []string{"--to-time", f.base.Add(-time.Hour).Format(time.RFC3339)}, "orders.placed/0 5->0 re 5 skip 0\n" +
+				"orders.placed/1 3->0 re 3 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 8},
+			{"to-start", []string{"--to-start"}, "orders.placed/0 5->0 re 5 skip 0\n" +
+				"orders.placed/1 3->0 re 3 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 8},
+			// kafka-consumer-groups' spellings and forms: ISO 8601 durations, local date-times, epoch ms.
+			{"by-duration ISO 8601", []string{"--by-duration", "PT8M30S"}, "orders.placed/0 5->2 re 3 skip 0\n" +
+				"orders.placed/1 3->3 re 0 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 3},
+			{"to-datetime local", []string{"--to-datetime", f.base.Add(90 * time.Second).Local().Format("2006-01-02T15:04:05.000")}, "orders.placed/0 5->2 re 3 skip 0\n" +
+				"orders.placed/1 3->3 re 0 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 3},
+			{"to-time epoch ms", []string{"--to-time", strconv.FormatInt(f.base.Add(90*time.Second).UnixMilli(), 10)}, "orders.placed/0 5->2 re 3 skip 0\n" +
+				"orders.placed/1 3->3 re 0 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 3},
+			{"ago in days", []string{"--ago", "1d"}, "orders.placed/0 5->0 re 5 skip 0\n" +
+				"orders.placed/1 3->0 re 3 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 8},
+			{"to-earliest", []string{"--to-earliest"}, "orders.placed/0 5->0 re 5 skip 0\n" +
+				"orders.placed/1 3->0 re 3 skip 0\n" +
+				"orders.placed/2 0->0 re 0 skip 0\n", 8},
+		} {
+			rep := f.replayJSON(t, tc.args...)
+			if got, want := moves(rep), tc.want+untouched; got != want {
+				t.Fatalf("%s: got\n%s\nwant\n%s", tc.name, got, want)
+			}
+			if rep.Executed || rep.Reprocess != tc.reprocess || rep.Skip != 0 {
+				t.Fatalf("%s: got executed %v reprocess %d skip %d, want a dry run re-processing %d", tc.name, rep.Executed, rep.Reprocess, rep.Skip, tc.reprocess)
+			}
+			if got := f.committed(t); got != [3]int64{5, 3, 0} {
+				t.Fatalf("%s: committed offsets after a dry run: got %v, want [5 3 0] unchanged", tc.name, got)
+			}
 		}
-		if rep.Executed || rep.Reprocess != tc.reprocess || rep.Skip != 0 {
-			t.Fatalf("%s: got executed %v reprocess %d skip %d, want a dry run re-processing %d", tc.name, rep.Executed, rep.Reprocess, rep.Skip, tc.reprocess)
+		// A group that never committed starts at the log start: nothing to re-process.
+		var out bytes.Buffer
+		if code := f.run(t.Context(), &out, "replay", "--group", "reports", "--to-start", "--output", "json"); code != orderctl.ExitOK {
+			t.Fatalf("reports: exit %d, want 0\n%s", code, out.String())
 		}
-		if got := f.committed(t); got != [3]int64{5, 3, 0} {
-			t.Fatalf("%s: committed offsets after a dry run: got %v, want [5 3 0] unchanged", tc.name, got)
+		var never orderctl.ReplayReport
+		if err := json.Unmarshal(out.Bytes(), &never); err != nil {
+			t.Fatalf("decode %q: %v", out.String(), err)
 		}
-	}
-	// A group that never committed starts at the log start: nothing to re-process.
-	var out bytes.Buffer
-	if code := f.run(t.Context(), &out, "replay", "--group", "reports", "--to-start", "--output", "json"); code != orderctl.ExitOK {
-		t.Fatalf("reports: exit %d, want 0\n%s", code, out.String())
-	}
-	var never orderctl.ReplayReport
-	if err := json.Unmarshal(out.Bytes(), &never); err != nil {
-		t.Fatalf("decode %q: %v", out.String(), err)
-	}
-	if got, want := moves(never), "orders.events/0 -1->0 re 0 skip 0\norders.events/1 -1->0 re 0 skip 0\norders.events/2 -1->0 re 0 skip 0\n"; got != want {
-		t.Fatalf("reports: got\n%s\nwant\n%s", got, want)
-	}
-	// --topic and --partition narrow the plan.
-	rep := f.replayJSON(t, "--to-start", "--topic", event.TopicOrdersPlaced, "--partition", "1")
-	if got, want := moves(rep), "orders.placed/1 3->0 re 3 skip 0\n"; got != want {
-		t.Fatalf("--partition 1: got\n%s\nwant\n%s", got, want)
-	}
+		if got, want := moves(never), "orders.events/0 -1->0 re 0 skip 0\norders.events/1 -1->0 re 0 skip 0\norders.events/2 -1->0 re 0 skip 0\n"; got != want {
+			t.Fatalf("reports: got\n%s\nwant\n%s", got, want)
+		}
+		// --topic and --partition narrow the plan.
+		rep := f.replayJSON(t, "--to-start", "--topic", event.TopicOrdersPlaced, "--partition", "1")
+		if got, want := moves(rep), "orders.placed/1 3->0 re 3 skip 0\n"; got != want {
+			t.Fatalf("--partition 1: got\n%s\nwant\n%s", got, want)
+		}
+	})
 }
 
 // --execute commits the new offsets; explicit offsets move only the partitions named, and a
 // move forward reports the records skipped.
 func TestReplayExecute(t *testing.T) {
 	t.Parallel()
-	f := newReplayFixture(t)
-	rep := f.replayJSON(t, "--ago", "8m30s", "--execute")
-	if !rep.Executed || rep.Reprocess != 3 {
-		t.Fatalf("got executed %v reprocess %d, want executed re-processing 3", rep.Executed, rep.Reprocess)
-	}
-	if got := f.committed(t); got != [3]int64{2, 3, 0} {
-		t.Fatalf("committed after --ago --execute: got %v, want [2 3 0]", got)
-	}
-	rep = f.replayJSON(t, "--topic", event.TopicOrdersPlaced, "--to-offset", "0:4", "--to-offset", "orders.placed:1:1", "--execute")
-	if got, want := moves(rep), "orders.placed/0 2->4 re 0 skip 2\norders.placed/1 3->1 re 2 skip 0\n"; got != want {
-		t.Fatalf("--to-offset: got\n%s\nwant\n%s", got, want)
-	}
-	if rep.Reprocess != 2 || rep.Skip != 2 || rep.Totals != (orderctl.ReplayPartitionSum{Back: 1, Forward: 1}) {
-		t.Fatalf("got reprocess %d skip %d totals %+v, want 2, 2, one back and one forward", rep.Reprocess, rep.Skip, rep.Totals)
-	}
-	if got := f.committed(t); got != [3]int64{4, 1, 0} {
-		t.Fatalf("committed after --to-offset --execute: got %v, want [4 1 0]", got)
-	}
-	var out bytes.Buffer
-	if code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--topic", event.TopicOrdersPlaced, "--to-offset", "0:99"); code != orderctl.ExitUsage {
-		t.Fatalf("--to-offset past the end: exit %d, want 2\n%s", code, out.String())
-	}
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		f := newReplayFixture(t, addrs)
+		rep := f.replayJSON(t, "--ago", "8m30s", "--execute")
+		if !rep.Executed || rep.Reprocess != 3 {
+			t.Fatalf("got executed %v reprocess %d, want executed re-processing 3", rep.Executed, rep.Reprocess)
+		}
+		if got := f.committed(t); got != [3]int64{2, 3, 0} {
+			t.Fatalf("committed after --ago --execute: got %v, want [2 3 0]", got)
+		}
+		rep = f.replayJSON(t, "--topic", event.TopicOrdersPlaced, "--to-offset", "0:4", "--to-offset", "orders.placed:1:1", "--execute")
+		if got, want := moves(rep), "orders.placed/0 2->4 re 0 skip 2\norders.placed/1 3->1 re 2 skip 0\n"; got != want {
+			t.Fatalf("--to-offset: got\n%s\nwant\n%s", got, want)
+		}
+		if rep.Reprocess != 2 || rep.Skip != 2 || rep.Totals != (orderctl.ReplayPartitionSum{Back: 1, Forward: 1}) {
+			t.Fatalf("got reprocess %d skip %d totals %+v, want 2, 2, one back and one forward", rep.Reprocess, rep.Skip, rep.Totals)
+		}
+		if got := f.committed(t); got != [3]int64{4, 1, 0} {
+			t.Fatalf("committed after --to-offset --execute: got %v, want [4 1 0]", got)
+		}
+		var out bytes.Buffer
+		if code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--topic", event.TopicOrdersPlaced, "--to-offset", "0:99"); code != orderctl.ExitUsage {
+			t.Fatalf("--to-offset past the end: exit %d, want 2\n%s", code, out.String())
+		}
+	})
 }
 
 // member joins order-worker and keeps polling until leave is called; it returns once the
@@ -255,58 +262,60 @@ func member(t *testing.T, addrs []string) (leave func()) {
 // and --execute alike, even after --wait; once the member leaves, --wait lets the replay through.
 func TestReplayRefusesActiveGroup(t *testing.T) {
 	t.Parallel()
-	f := newReplayFixture(t)
-	leave := member(t, f.addrs)
-	for _, args := range [][]string{
-		{"replay", "--group", "order-worker", "--to-start"},
-		{"replay", "--group", "order-worker", "--to-start", "--execute"},
-		{"replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "600ms"},
-	} {
-		var out bytes.Buffer
-		err := orderctl.Run(t.Context(), args, func(k string) string {
-			if k == "KAFKA_BROKERS" {
-				return strings.Join(f.addrs, ",")
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		f := newReplayFixture(t, addrs)
+		leave := member(t, f.addrs)
+		for _, args := range [][]string{
+			{"replay", "--group", "order-worker", "--to-start"},
+			{"replay", "--group", "order-worker", "--to-start", "--execute"},
+			{"replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "600ms"},
+		} {
+			var out bytes.Buffer
+			err := orderctl.Run(t.Context(), args, func(k string) string {
+				if k == "KAFKA_BROKERS" {
+					return strings.Join(f.addrs, ",")
+				}
+				return ""
+			}, &out)
+			if code := orderctl.Code(err); code != orderctl.ExitError {
+				t.Fatalf("%v: got exit %d (%v), want 1", args, code, err)
 			}
-			return ""
-		}, &out)
-		if code := orderctl.Code(err); code != orderctl.ExitError {
-			t.Fatalf("%v: got exit %d (%v), want 1", args, code, err)
+			want := "stop the order-worker processes (or scale them to 0), or pass --wait 5m to wait for the group to empty"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%v: got error %v, want it to say %q", args, err, want)
+			}
 		}
-		want := "stop the order-worker processes (or scale them to 0), or pass --wait 5m to wait for the group to empty"
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("%v: got error %v, want it to say %q", args, err, want)
+		if got := f.committed(t); got != [3]int64{5, 3, 0} {
+			t.Fatalf("committed after refusals: got %v, want [5 3 0] unchanged", got)
 		}
-	}
-	if got := f.committed(t); got != [3]int64{5, 3, 0} {
-		t.Fatalf("committed after refusals: got %v, want [5 3 0] unchanged", got)
-	}
 
-	type result struct {
-		code int
-		out  string
-	}
-	res := make(chan result, 1)
-	go func() {
-		var out bytes.Buffer
-		code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "3s")
-		res <- result{code, out.String()}
-	}()
-	time.Sleep(500 * time.Millisecond) // let the replay find the member first, so --wait polls
-	leave()
-	r := <-res
-	if r.code != orderctl.ExitOK || !strings.Contains(r.out, "committed") {
-		t.Fatalf("--wait 3s after the member left: exit %d, want 0\n%s", r.code, r.out)
-	}
-	if got := f.committed(t); got != [3]int64{0, 0, 0} {
-		t.Fatalf("committed after --wait --execute: got %v, want [0 0 0]", got)
-	}
+		type result struct {
+			code int
+			out  string
+		}
+		res := make(chan result, 1)
+		go func() {
+			var out bytes.Buffer
+			code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "3s")
+			res <- result{code, out.String()}
+		}()
+		time.Sleep(500 * time.Millisecond) // let the replay find the member first, so --wait polls
+		leave()
+		r := <-res
+		if r.code != orderctl.ExitOK || !strings.Contains(r.out, "committed") {
+			t.Fatalf("--wait 3s after the member left: exit %d, want 0\n%s", r.code, r.out)
+		}
+		if got := f.committed(t); got != [3]int64{0, 0, 0} {
+			t.Fatalf("committed after --wait --execute: got %v, want [0 0 0]", got)
+		}
+	})
 }
 
 // The dry-run table: a header naming the target, one row per partition, the totals and a note
 // that nothing changed.
 func TestReplayTableGolden(t *testing.T) {
 	t.Parallel()
-	f := newReplayFixture(t)
+	f := newReplayFixture(t, nil)
 	var out bytes.Buffer
 	if code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--to-start"); code != orderctl.ExitOK {
 		t.Fatalf("exit %d, want 0\n%s", code, out.String())

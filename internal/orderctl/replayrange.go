@@ -495,7 +495,7 @@ func (e *env) executeRange(ctx context.Context, adm *kadm.Client, a rangeArgs, r
 // rangeCommitted reads the replay group's committed offsets: records of the range behind them,
 // and whether every partition reached its end.
 func rangeCommitted(ctx context.Context, adm *kadm.Client, group string, parts []RangePartition) (int64, bool, error) {
-	resp, err := adm.FetchOffsets(ctx, group)
+	resp, err := kafka.FetchOffsets(ctx, adm, group)
 	if err != nil {
 		return 0, false, err
 	}

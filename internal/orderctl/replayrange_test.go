@@ -329,7 +329,7 @@ func TestReplayRangeBesideLiveGroup(t *testing.T) {
 // first record: offsets 2..4 of partition 0), the total and a note that nothing changed.
 func TestReplayRangeTableGolden(t *testing.T) {
 	t.Parallel()
-	f := newReplayFixture(t)
+	f := newReplayFixture(t, nil)
 	var out bytes.Buffer
 	args := []string{"replay", "range", "--group", "order-worker", "--topic", event.TopicOrdersPlaced,
 		"--from", f.base.Add(90 * time.Second).Format(time.RFC3339Nano), "--until", f.base.Add(210 * time.Second).Format(time.RFC3339Nano)}

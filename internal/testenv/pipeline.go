@@ -324,7 +324,13 @@ func (p *Pipeline) WaitSettled(t *testing.T, group string, topics []string, with
 // Records reads every record of topic on cluster (up to its end offsets when called).
 func Records(t testing.TB, cluster *kfake.Cluster, topic string) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(topic),
+	return RecordsAt(t, cluster.ListenAddrs(), topic)
+}
+
+// RecordsAt is Records on the broker at addrs (kfake or real Kafka).
+func RecordsAt(t testing.TB, addrs []string, topic string) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
