@@ -81,7 +81,7 @@ VALUES ($1, $2, $3, 'c1', 'a@example.com', 'standard', 'EUR', 100, 0, 100, '{}',
 func TestDLQFilteredRedriveLeavesTheRestParked(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.Kafka(t)
-	env := dlqEnv(t, cluster)
+	env := dlqEnv(t, cluster.ListenAddrs())
 	run := func(args ...string) (int, string) {
 		var out bytes.Buffer
 		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
@@ -90,7 +90,7 @@ func TestDLQFilteredRedriveLeavesTheRestParked(t *testing.T) {
 		}
 		return orderctl.Code(err), out.String()
 	}
-	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster, time.Now(), d...) }, 9)
+	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster.ListenAddrs(), time.Now(), d...) }, 9)
 
 	code, out := run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--key", ids[7], "--execute")
 	if code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 0, skipped by filters 8,") ||
@@ -134,7 +134,7 @@ func TestDLQFilteredRedriveLeavesTheRestParked(t *testing.T) {
 func TestDLQLimitedRedriveResumesWithEveryParkedRecord(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.Kafka(t)
-	env := dlqEnv(t, cluster)
+	env := dlqEnv(t, cluster.ListenAddrs())
 	run := func(args ...string) (int, string) {
 		var out bytes.Buffer
 		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
@@ -143,7 +143,7 @@ func TestDLQLimitedRedriveResumesWithEveryParkedRecord(t *testing.T) {
 		}
 		return orderctl.Code(err), out.String()
 	}
-	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster, time.Now(), d...) }, 7)
+	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster.ListenAddrs(), time.Now(), d...) }, 7)
 	// An earlier filtered run re-drove the first one.
 	if code, out := run("dlq", "redrive", "--group", "order-worker", "--key", ids[0], "--execute"); code != orderctl.ExitOK {
 		t.Fatalf("filtered re-drive: exit %d\n%s", code, out)
@@ -175,7 +175,7 @@ func TestDLQLimitedRedriveResumesWithEveryParkedRecord(t *testing.T) {
 func TestDLQListShowsOutstanding(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.Kafka(t)
-	env := dlqEnv(t, cluster)
+	env := dlqEnv(t, cluster.ListenAddrs())
 	pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestDLQListShowsOutstanding(t *testing.T) {
 		return orderctl.Code(err), out.String()
 	}
 	now := time.Now()
-	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster, now.Add(-time.Minute), d...) }, 8)
+	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster.ListenAddrs(), now.Add(-time.Minute), d...) }, 8)
 	if code, out := run("dlq", "count", "--group", "order-worker"); code != orderctl.ExitOK || !regexp.MustCompile(`transient\s+orders.placed\s+parked\s+8\n`).MatchString(out) {
 		t.Fatalf("count before: exit %d\n%s", code, out)
 	}
@@ -206,7 +206,7 @@ func TestDLQListShowsOutstanding(t *testing.T) {
 		decide(t, pool, id, "confirmed")
 	}
 	decide(t, pool, ids[5], "cancelled")
-	produceDeadLetters(t, cluster, now, dlqFixture{part: 0, key: ids[6], class: "transient", attempts: 3, srcPart: 1, srcOffset: 6,
+	produceDeadLetters(t, cluster.ListenAddrs(), now, dlqFixture{part: 0, key: ids[6], class: "transient", attempts: 3, srcPart: 1, srcOffset: 6,
 		value: fmt.Sprintf(`{"id":%q}`, ids[6]), headers: []kgo.RecordHeader{{Key: event.HeaderID, Value: []byte("evt-" + ids[6])}, {Key: orderctl.HeaderRedriveCount, Value: []byte("1")}}})
 
 	rows := dlqList(t, run)
@@ -243,7 +243,7 @@ func TestDLQListShowsOutstanding(t *testing.T) {
 func TestDLQRecreatedTopicIsNotHidden(t *testing.T) {
 	t.Parallel()
 	cluster := testenv.Kafka(t)
-	env := dlqEnv(t, cluster)
+	env := dlqEnv(t, cluster.ListenAddrs())
 	pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestDLQRecreatedTopicIsNotHidden(t *testing.T) {
 		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
 		return orderctl.Code(err), out.String()
 	}
-	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster, time.Now(), d...) }, 1)
+	ids := dlqOrders(t, run, func(d ...dlqFixture) { produceDeadLetters(t, cluster.ListenAddrs(), time.Now(), d...) }, 1)
 	// The old topic's record at 0:0 was re-driven.
 	if err := postgres.NewDeadLetterLedger(pool).AddRedrives(t.Context(), "order-worker",
 		[]postgres.Redrive{{DLQPosition: postgres.DLQPosition{Partition: 0, Offset: 0}, EventID: "evt-of-the-old-topic"}}); err != nil {

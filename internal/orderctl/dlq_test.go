@@ -29,10 +29,10 @@ import (
 
 // dlqEnv is orderctl's environment for the dlq commands: the cluster and a migrated schema of
 // its own (where re-drives are recorded).
-func dlqEnv(t *testing.T, cluster *kfake.Cluster) map[string]string {
+func dlqEnv(t *testing.T, addrs []string) map[string]string {
 	t.Helper()
 	_, url := testenv.Postgres(t)
-	return map[string]string{"KAFKA_BROKERS": strings.Join(cluster.ListenAddrs(), ","), "DATABASE_URL": url}
+	return map[string]string{"KAFKA_BROKERS": strings.Join(addrs, ","), "DATABASE_URL": url}
 }
 
 // dlqFixture is a record of order-worker.dlq written with the consumer's headers.
@@ -49,9 +49,9 @@ type dlqFixture struct {
 	group     string // whose dead-letter topic; empty: order-worker
 }
 
-func produceDeadLetters(t *testing.T, cluster *kfake.Cluster, now time.Time, dls ...dlqFixture) {
+func produceDeadLetters(t *testing.T, addrs []string, now time.Time, dls ...dlqFixture) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,175 +95,176 @@ func dlqHeader(r *kgo.Record, key string) string {
 // re-drive limit is refused.
 func TestDLQCommand(t *testing.T) {
 	t.Parallel()
-	cluster := testenv.Kafka(t)
-	ctx := t.Context()
-	now := time.Now().Truncate(time.Second)
-	trace := kgo.RecordHeader{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}
-	produceDeadLetters(t, cluster, now,
-		dlqFixture{part: 0, key: "ord-1", class: "transient", attempts: 3, ago: 3 * time.Hour, srcPart: 1, srcOffset: 10, value: `{"id":"ord-1","total":4990}`, headers: []kgo.RecordHeader{trace}},
-		dlqFixture{part: 0, key: "ord-2", class: "permanent", attempts: 1, ago: 2 * time.Hour, srcPart: 2, srcOffset: 11, value: `{"id":"ord-2"}`},
-		dlqFixture{part: 1, key: "ord-3", class: "transient", attempts: 3, ago: time.Hour, srcPart: 1, srcOffset: 12, value: `{"id":"ord-3"}`,
-			headers: []kgo.RecordHeader{{Key: orderctl.HeaderRedriveCount, Value: []byte("3")}}},
-		dlqFixture{part: 2, key: "ord-4", class: "transient", attempts: 3, ago: 30 * time.Minute, srcPart: 0, srcOffset: 13, value: "not json"},
-	)
-	// A record without the dead-letter headers: listed as such, never re-driven.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "order-worker.dlq", Partition: 2, Key: []byte("stray"), Value: []byte("x")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-
-	env := dlqEnv(t, cluster)
-	run := func(args ...string) (int, string) {
-		var out bytes.Buffer
-		err := orderctl.Run(ctx, args, func(k string) string { return env[k] }, &out)
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		ctx := t.Context()
+		now := time.Now().Truncate(time.Second)
+		trace := kgo.RecordHeader{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")}
+		produceDeadLetters(t, addrs, now,
+			dlqFixture{part: 0, key: "ord-1", class: "transient", attempts: 3, ago: 3 * time.Hour, srcPart: 1, srcOffset: 10, value: `{"id":"ord-1","total":4990}`, headers: []kgo.RecordHeader{trace}},
+			dlqFixture{part: 0, key: "ord-2", class: "permanent", attempts: 1, ago: 2 * time.Hour, srcPart: 2, srcOffset: 11, value: `{"id":"ord-2"}`},
+			dlqFixture{part: 1, key: "ord-3", class: "transient", attempts: 3, ago: time.Hour, srcPart: 1, srcOffset: 12, value: `{"id":"ord-3"}`,
+				headers: []kgo.RecordHeader{{Key: orderctl.HeaderRedriveCount, Value: []byte("3")}}},
+			dlqFixture{part: 2, key: "ord-4", class: "transient", attempts: 3, ago: 30 * time.Minute, srcPart: 0, srcOffset: 13, value: "not json"},
+		)
+		// A record without the dead-letter headers: listed as such, never re-driven.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		if err != nil {
-			out.WriteString("error: " + err.Error())
+			t.Fatal(err)
 		}
-		return orderctl.Code(err), out.String()
-	}
-
-	// list: the golden table, times normalised.
-	code, out := run("dlq", "list", "--group", "order-worker")
-	if code != orderctl.ExitOK {
-		t.Fatalf("list: exit %d\n%s", code, out)
-	}
-	dlqGolden(t, "dlq_list.golden", regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllString(out, "YYYY-MM-DDTHH:MM:SSZ"))
-
-	keys := func(out string) string {
-		var ks []string
-		for _, m := range regexp.MustCompile(`(ord-\d)\s+charge`).FindAllStringSubmatch(out, -1) {
-			ks = append(ks, m[1])
+		defer cl.Close()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "order-worker.dlq", Partition: 2, Key: []byte("stray"), Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
 		}
-		return strings.Join(ks, ",")
-	}
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--class", "transient", "--since", "90m"}, "ord-3,ord-4"},
-		{[]string{"--class", "permanent"}, "ord-2"},
-		{[]string{"--source-partition", "1"}, "ord-1,ord-3"},
-		{[]string{"--from", now.Add(-150 * time.Minute).UTC().Format(time.RFC3339)}, "ord-2,ord-3,ord-4"},
-		{[]string{"--key", "ord-4"}, "ord-4"},
-		{[]string{"--limit", "2"}, "ord-1,ord-2"},
-	} {
-		code, out := run(append([]string{"dlq", "list", "--group", "order-worker"}, c.args...)...)
-		if got := keys(out); code != orderctl.ExitOK || got != c.want {
-			t.Fatalf("list %v: exit %d, keys %s, want %s\n%s", c.args, code, got, c.want, out)
+
+		env := dlqEnv(t, addrs)
+		run := func(args ...string) (int, string) {
+			var out bytes.Buffer
+			err := orderctl.Run(ctx, args, func(k string) string { return env[k] }, &out)
+			if err != nil {
+				out.WriteString("error: " + err.Error())
+			}
+			return orderctl.Code(err), out.String()
 		}
-	}
-	code, out = run("dlq", "list", "--group", "order-worker", "--key", "ord-2", "--output", "json")
-	var rows []struct {
-		Partition   int32  `json:"partition"`
-		Offset      int64  `json:"offset"`
-		SourceTopic string `json:"source_topic"`
-		Class       string `json:"class"`
-	}
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != orderctl.ExitOK || len(rows) != 1 ||
-		rows[0].Partition != 0 || rows[0].Offset != 1 || rows[0].SourceTopic != event.TopicOrdersPlaced || rows[0].Class != "permanent" {
-		t.Fatalf("list json: exit %d %v\n%s", code, err, out)
-	}
 
-	// count by class and source topic.
-	code, out = run("dlq", "count", "--group", "order-worker")
-	if code != orderctl.ExitOK || !regexp.MustCompile(`permanent\s+orders.placed\s+parked\s+1\n`).MatchString(out) ||
-		!regexp.MustCompile(`transient\s+orders.placed\s+parked\s+3\n`).MatchString(out) || !regexp.MustCompile(`total\s+4\n`).MatchString(out) {
-		t.Fatalf("count: exit %d\n%s", code, out)
-	}
-
-	// inspect: headers and the pretty-printed value.
-	code, out = run("dlq", "inspect", "--group", "order-worker", "--offset", "0:0")
-	for _, want := range []string{"traceparent: 00-0af7651916cd43dd8448eb211c80319c", "dlq-error-class: transient", "key: ord-1",
-		"source: orders.placed partition 1 offset 10", "\"total\": 4990"} {
-		if code != orderctl.ExitOK || !strings.Contains(out, want) {
-			t.Fatalf("inspect: exit %d, want %q in\n%s", code, want, out)
+		// list: the golden table, times normalised.
+		code, out := run("dlq", "list", "--group", "order-worker")
+		if code != orderctl.ExitOK {
+			t.Fatalf("list: exit %d\n%s", code, out)
 		}
-	}
-	if code, out := run("dlq", "inspect", "--group", "order-worker", "--offset", "0:9"); code != orderctl.ExitError || !strings.Contains(out, "no record at partition 0 offset 9") {
-		t.Fatalf("inspect a missing offset: exit %d\n%s", code, out)
-	}
+		dlqGolden(t, "dlq_list.golden", regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllString(out, "YYYY-MM-DDTHH:MM:SSZ"))
 
-	// redrive, dry run: lists and refuses, sends nothing.
-	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient")
-	if code != orderctl.ExitRefused || !strings.Contains(out, "would re-drive 0:0 key ord-1") || !strings.Contains(out, "would re-drive 2:0 key ord-4") ||
-		!strings.Contains(out, "refused 1:0 (key ord-3): re-driven 3 times already, the --max-redrives limit 3") ||
-		!strings.Contains(out, "summary: would re-drive 2, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 1\n"+
-			"still parked after this run: 2") {
-		t.Fatalf("dry run: exit %d\n%s", code, out)
-	}
-	if n := len(testenv.Records(t, cluster, event.TopicOrdersPlaced)); n != 0 {
-		t.Fatalf("dry run: %d records on %s, want 0", n, event.TopicOrdersPlaced)
-	}
-
-	// --execute, stopped after one record (--limit 1), then continued: the originals go back
-	// once each with redrive-count 1; what was skipped or refused stays parked.
-	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute", "--limit", "1", "--batch", "1")
-	if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 1, handled before 0, not dead letters 1\n"+
-		"still parked after this run: 3") {
-		t.Fatalf("execute --limit 1: exit %d\n%s", code, out)
-	}
-	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute")
-	if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 1\n") ||
-		!strings.Contains(out, "refused 1:0 (key ord-3)") || !strings.Contains(out, "1 record(s) of order-worker.dlq refused by the loop guard (re-driven --max-redrives 3 times or more)") {
-		t.Fatalf("execute the rest: exit %d\n%s", code, out)
-	}
-	sent := testenv.Records(t, cluster, event.TopicOrdersPlaced)
-	got := map[string]*kgo.Record{}
-	for _, r := range sent {
-		got[string(r.Key)] = r
-	}
-	if len(sent) != 2 || got["ord-1"] == nil || got["ord-4"] == nil {
-		t.Fatalf("execute: got %d records on %s, want ord-1 and ord-4", len(sent), event.TopicOrdersPlaced)
-	}
-	r := got["ord-1"]
-	if string(r.Value) != `{"id":"ord-1","total":4990}` || dlqHeader(r, "traceparent") != string(trace.Value) ||
-		dlqHeader(r, orderctl.HeaderRedriveCount) != "1" || dlqHeader(r, consumer.HeaderDLQError) != "" || len(r.Headers) != 2 {
-		t.Fatalf("re-driven ord-1: value %s headers %v, want the original value, traceparent and redrive-count 1 only", r.Value, r.Headers)
-	}
-
-	// Again: nothing is sent twice; a dead letter that arrived since is the only one re-driven,
-	// and the refused and skipped ones are still found.
-	produceDeadLetters(t, cluster, now, dlqFixture{part: 0, key: "ord-5", class: "transient", attempts: 3, srcPart: 2, srcOffset: 14, value: `{"id":"ord-5"}`,
-		headers: []kgo.RecordHeader{{Key: orderctl.HeaderRedriveCount, Value: []byte("1")}}})
-	code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute")
-	if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 0\n") {
-		t.Fatalf("execute again: exit %d\n%s", code, out)
-	}
-	sent = testenv.Records(t, cluster, event.TopicOrdersPlaced)
-	if len(sent) != 3 || !strings.Contains(dlqKeysOf(sent), "ord-5") {
-		t.Fatalf("execute again: %s on %s, want ord-1, ord-4 and ord-5 once each", dlqKeysOf(sent), event.TopicOrdersPlaced)
-	}
-	for _, r := range sent {
-		if string(r.Key) == "ord-5" && dlqHeader(r, orderctl.HeaderRedriveCount) != "2" {
-			t.Fatalf("ord-5: redrive-count %q, want 2", dlqHeader(r, orderctl.HeaderRedriveCount))
+		keys := func(out string) string {
+			var ks []string
+			for _, m := range regexp.MustCompile(`(ord-\d)\s+charge`).FindAllStringSubmatch(out, -1) {
+				ks = append(ks, m[1])
+			}
+			return strings.Join(ks, ",")
 		}
-	}
-
-	// Bad usage exits 2.
-	for _, args := range [][]string{
-		{"dlq", "list"},
-		{"dlq", "list", "--group", "nobody"},
-		{"dlq", "list", "--group", "order-worker", "--class", "fatal"},
-		{"dlq", "list", "--group", "order-worker", "--since", "1h", "--from", "2026-01-01T00:00:00Z"},
-		{"dlq", "list", "--group", "order-worker", "--from", "yesterday"},
-		{"dlq", "list", "--group", "order-worker", "--output", "yaml"},
-		{"dlq", "count", "--group", "order-worker", "--since", "soon"},
-		{"dlq", "inspect", "--group", "order-worker", "--offset", "7"},
-		{"dlq", "redrive", "--group", "order-worker", "--max-redrives", "0"},
-		{"dlq", "redrive", "--group", "order-worker", "--execute", "extra"},
-		{"dlq"},
-	} {
-		if code, out := run(args...); code != orderctl.ExitUsage {
-			t.Fatalf("%v: exit %d, want 2\n%s", args, code, out)
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--class", "transient", "--since", "90m"}, "ord-3,ord-4"},
+			{[]string{"--class", "permanent"}, "ord-2"},
+			{[]string{"--source-partition", "1"}, "ord-1,ord-3"},
+			{[]string{"--from", now.Add(-150 * time.Minute).UTC().Format(time.RFC3339)}, "ord-2,ord-3,ord-4"},
+			{[]string{"--key", "ord-4"}, "ord-4"},
+			{[]string{"--limit", "2"}, "ord-1,ord-2"},
+		} {
+			code, out := run(append([]string{"dlq", "list", "--group", "order-worker"}, c.args...)...)
+			if got := keys(out); code != orderctl.ExitOK || got != c.want {
+				t.Fatalf("list %v: exit %d, keys %s, want %s\n%s", c.args, code, got, c.want, out)
+			}
 		}
-	}
-	if code, out := run("dlq", "redrive", "--help"); code != orderctl.ExitOK || !strings.Contains(out, "--max-redrives") {
-		t.Fatalf("--help: exit %d\n%s", code, out)
-	}
+		code, out = run("dlq", "list", "--group", "order-worker", "--key", "ord-2", "--output", "json")
+		var rows []struct {
+			Partition   int32  `json:"partition"`
+			Offset      int64  `json:"offset"`
+			SourceTopic string `json:"source_topic"`
+			Class       string `json:"class"`
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || code != orderctl.ExitOK || len(rows) != 1 ||
+			rows[0].Partition != 0 || rows[0].Offset != 1 || rows[0].SourceTopic != event.TopicOrdersPlaced || rows[0].Class != "permanent" {
+			t.Fatalf("list json: exit %d %v\n%s", code, err, out)
+		}
+
+		// count by class and source topic.
+		code, out = run("dlq", "count", "--group", "order-worker")
+		if code != orderctl.ExitOK || !regexp.MustCompile(`permanent\s+orders.placed\s+parked\s+1\n`).MatchString(out) ||
+			!regexp.MustCompile(`transient\s+orders.placed\s+parked\s+3\n`).MatchString(out) || !regexp.MustCompile(`total\s+4\n`).MatchString(out) {
+			t.Fatalf("count: exit %d\n%s", code, out)
+		}
+
+		// inspect: headers and the pretty-printed value.
+		code, out = run("dlq", "inspect", "--group", "order-worker", "--offset", "0:0")
+		for _, want := range []string{"traceparent: 00-0af7651916cd43dd8448eb211c80319c", "dlq-error-class: transient", "key: ord-1",
+			"source: orders.placed partition 1 offset 10", "\"total\": 4990"} {
+			if code != orderctl.ExitOK || !strings.Contains(out, want) {
+				t.Fatalf("inspect: exit %d, want %q in\n%s", code, want, out)
+			}
+		}
+		if code, out := run("dlq", "inspect", "--group", "order-worker", "--offset", "0:9"); code != orderctl.ExitError || !strings.Contains(out, "no record at partition 0 offset 9") {
+			t.Fatalf("inspect a missing offset: exit %d\n%s", code, out)
+		}
+
+		// redrive, dry run: lists and refuses, sends nothing.
+		code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient")
+		if code != orderctl.ExitRefused || !strings.Contains(out, "would re-drive 0:0 key ord-1") || !strings.Contains(out, "would re-drive 2:0 key ord-4") ||
+			!strings.Contains(out, "refused 1:0 (key ord-3): re-driven 3 times already, the --max-redrives limit 3") ||
+			!strings.Contains(out, "summary: would re-drive 2, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 1\n"+
+				"still parked after this run: 2") {
+			t.Fatalf("dry run: exit %d\n%s", code, out)
+		}
+		if n := len(testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced)); n != 0 {
+			t.Fatalf("dry run: %d records on %s, want 0", n, event.TopicOrdersPlaced)
+		}
+
+		// --execute, stopped after one record (--limit 1), then continued: the originals go back
+		// once each with redrive-count 1; what was skipped or refused stays parked.
+		code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute", "--limit", "1", "--batch", "1")
+		if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 1, handled before 0, not dead letters 1\n"+
+			"still parked after this run: 3") {
+			t.Fatalf("execute --limit 1: exit %d\n%s", code, out)
+		}
+		code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute")
+		if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 1\n") ||
+			!strings.Contains(out, "refused 1:0 (key ord-3)") || !strings.Contains(out, "1 record(s) of order-worker.dlq refused by the loop guard (re-driven --max-redrives 3 times or more)") {
+			t.Fatalf("execute the rest: exit %d\n%s", code, out)
+		}
+		sent := testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced)
+		got := map[string]*kgo.Record{}
+		for _, r := range sent {
+			got[string(r.Key)] = r
+		}
+		if len(sent) != 2 || got["ord-1"] == nil || got["ord-4"] == nil {
+			t.Fatalf("execute: got %d records on %s, want ord-1 and ord-4", len(sent), event.TopicOrdersPlaced)
+		}
+		r := got["ord-1"]
+		if string(r.Value) != `{"id":"ord-1","total":4990}` || dlqHeader(r, "traceparent") != string(trace.Value) ||
+			dlqHeader(r, orderctl.HeaderRedriveCount) != "1" || dlqHeader(r, consumer.HeaderDLQError) != "" || len(r.Headers) != 2 {
+			t.Fatalf("re-driven ord-1: value %s headers %v, want the original value, traceparent and redrive-count 1 only", r.Value, r.Headers)
+		}
+
+		// Again: nothing is sent twice; a dead letter that arrived since is the only one re-driven,
+		// and the refused and skipped ones are still found.
+		produceDeadLetters(t, addrs, now, dlqFixture{part: 0, key: "ord-5", class: "transient", attempts: 3, srcPart: 2, srcOffset: 14, value: `{"id":"ord-5"}`,
+			headers: []kgo.RecordHeader{{Key: orderctl.HeaderRedriveCount, Value: []byte("1")}}})
+		code, out = run("dlq", "redrive", "--group", "order-worker", "--class", "transient", "--execute")
+		if code != orderctl.ExitRefused || !strings.Contains(out, "summary: re-driven 1, refused by the loop guard 1, skipped by filters 1, beyond --limit 0, handled before 0, not dead letters 0\n") {
+			t.Fatalf("execute again: exit %d\n%s", code, out)
+		}
+		sent = testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced)
+		if len(sent) != 3 || !strings.Contains(dlqKeysOf(sent), "ord-5") {
+			t.Fatalf("execute again: %s on %s, want ord-1, ord-4 and ord-5 once each", dlqKeysOf(sent), event.TopicOrdersPlaced)
+		}
+		for _, r := range sent {
+			if string(r.Key) == "ord-5" && dlqHeader(r, orderctl.HeaderRedriveCount) != "2" {
+				t.Fatalf("ord-5: redrive-count %q, want 2", dlqHeader(r, orderctl.HeaderRedriveCount))
+			}
+		}
+
+		// Bad usage exits 2.
+		for _, args := range [][]string{
+			{"dlq", "list"},
+			{"dlq", "list", "--group", "nobody"},
+			{"dlq", "list", "--group", "order-worker", "--class", "fatal"},
+			{"dlq", "list", "--group", "order-worker", "--since", "1h", "--from", "2026-01-01T00:00:00Z"},
+			{"dlq", "list", "--group", "order-worker", "--from", "yesterday"},
+			{"dlq", "list", "--group", "order-worker", "--output", "yaml"},
+			{"dlq", "count", "--group", "order-worker", "--since", "soon"},
+			{"dlq", "inspect", "--group", "order-worker", "--offset", "7"},
+			{"dlq", "redrive", "--group", "order-worker", "--max-redrives", "0"},
+			{"dlq", "redrive", "--group", "order-worker", "--execute", "extra"},
+			{"dlq"},
+		} {
+			if code, out := run(args...); code != orderctl.ExitUsage {
+				t.Fatalf("%v: exit %d, want 2\n%s", args, code, out)
+			}
+		}
+		if code, out := run("dlq", "redrive", "--help"); code != orderctl.ExitOK || !strings.Contains(out, "--max-redrives") {
+			t.Fatalf("--help: exit %d\n%s", code, out)
+		}
+	})
 }
 
 func dlqKeysOf(rs []*kgo.Record) string {
@@ -320,44 +321,45 @@ func (w *cancelOn) Write(p []byte) (int, error) {
 // back exactly once.
 func TestDLQRedriveInterruptedResumes(t *testing.T) {
 	t.Parallel()
-	cluster := testenv.Kafka(t)
-	now := time.Now()
-	var dls []dlqFixture
-	for i := range 10 {
-		dls = append(dls, dlqFixture{part: int32(i % 3), key: fmt.Sprintf("ord-%02d", i), class: "transient", attempts: 3,
-			srcPart: 0, srcOffset: int64(i), value: fmt.Sprintf(`{"id":"ord-%02d"}`, i)})
-	}
-	produceDeadLetters(t, cluster, now, dls...)
-	env := dlqEnv(t, cluster)
-	getenv := func(k string) string { return env[k] }
-
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	w := &cancelOn{s: "progress: 4/10 re-driven", cancel: cancel}
-	err := orderctl.Run(ctx, []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, w)
-	out := w.buf.String()
-	if orderctl.Code(err) != orderctl.ExitError || !strings.Contains(out, "summary: re-driven 4,") ||
-		!strings.Contains(out, "run the same command again to continue") || !strings.Contains(fmt.Sprint(err), "interrupted") {
-		t.Fatalf("interrupted run: exit %d (%v), want 1 after 4 re-driven\n%s", orderctl.Code(err), err, out)
-	}
-	if n := len(testenv.Records(t, cluster, event.TopicOrdersPlaced)); n != 4 {
-		t.Fatalf("after the interruption: %d records on %s, want 4", n, event.TopicOrdersPlaced)
-	}
-
-	var buf bytes.Buffer
-	err = orderctl.Run(t.Context(), []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, &buf)
-	if err != nil || !strings.Contains(buf.String(), "summary: re-driven 6, refused by the loop guard 0, skipped by filters 0, beyond --limit 0, handled before 0, not dead letters 0\n") {
-		t.Fatalf("resumed run: %v\n%s", err, buf.String())
-	}
-	count := map[string]int{}
-	for _, r := range testenv.Records(t, cluster, event.TopicOrdersPlaced) {
-		count[string(r.Key)]++
-	}
-	for _, d := range dls {
-		if count[d.key] != 1 {
-			t.Fatalf("%s re-driven %d times, want once (all: %v)", d.key, count[d.key], count)
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		now := time.Now()
+		var dls []dlqFixture
+		for i := range 10 {
+			dls = append(dls, dlqFixture{part: int32(i % 3), key: fmt.Sprintf("ord-%02d", i), class: "transient", attempts: 3,
+				srcPart: 0, srcOffset: int64(i), value: fmt.Sprintf(`{"id":"ord-%02d"}`, i)})
 		}
-	}
+		produceDeadLetters(t, addrs, now, dls...)
+		env := dlqEnv(t, addrs)
+		getenv := func(k string) string { return env[k] }
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		w := &cancelOn{s: "progress: 4/10 re-driven", cancel: cancel}
+		err := orderctl.Run(ctx, []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, w)
+		out := w.buf.String()
+		if orderctl.Code(err) != orderctl.ExitError || !strings.Contains(out, "summary: re-driven 4,") ||
+			!strings.Contains(out, "run the same command again to continue") || !strings.Contains(fmt.Sprint(err), "interrupted") {
+			t.Fatalf("interrupted run: exit %d (%v), want 1 after 4 re-driven\n%s", orderctl.Code(err), err, out)
+		}
+		if n := len(testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced)); n != 4 {
+			t.Fatalf("after the interruption: %d records on %s, want 4", n, event.TopicOrdersPlaced)
+		}
+
+		var buf bytes.Buffer
+		err = orderctl.Run(t.Context(), []string{"dlq", "redrive", "--group", "order-worker", "--execute", "--batch", "2"}, getenv, &buf)
+		if err != nil || !strings.Contains(buf.String(), "summary: re-driven 6, refused by the loop guard 0, skipped by filters 0, beyond --limit 0, handled before 0, not dead letters 0\n") {
+			t.Fatalf("resumed run: %v\n%s", err, buf.String())
+		}
+		count := map[string]int{}
+		for _, r := range testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced) {
+			count[string(r.Key)]++
+		}
+		for _, d := range dls {
+			if count[d.key] != 1 {
+				t.Fatalf("%s re-driven %d times, want once (all: %v)", d.key, count[d.key], count)
+			}
+		}
+	})
 }
 
 // The broker failing part of a re-drive batch (one partition of the source topic refuses its
@@ -375,8 +377,8 @@ func TestDLQRedriveBrokerFailureMidBatch(t *testing.T) {
 		dls = append(dls, dlqFixture{part: int32(i % 3), key: key, class: "transient", attempts: 3, srcPart: 0, srcOffset: int64(i),
 			value: fmt.Sprintf(`{"id":%q}`, key), headers: []kgo.RecordHeader{{Key: "ce_id", Value: []byte("evt-" + key)}}})
 	}
-	produceDeadLetters(t, cluster, now, dls...)
-	env := dlqEnv(t, cluster)
+	produceDeadLetters(t, cluster.ListenAddrs(), now, dls...)
+	env := dlqEnv(t, cluster.ListenAddrs())
 	getenv := func(k string) string { return env[k] }
 
 	const victim = 0
@@ -422,31 +424,32 @@ func TestDLQRedriveBrokerFailureMidBatch(t *testing.T) {
 // and its re-drive goes to the source topic for the live group without the replay group's header.
 func TestDLQReplayGroupDeadLetter(t *testing.T) {
 	t.Parallel()
-	cluster := testenv.Kafka(t)
-	produceDeadLetters(t, cluster, time.Now(), dlqFixture{part: 1, key: "ord-r", class: "transient", attempts: 1, srcPart: 2, srcOffset: 7,
-		value: `{"id":"ord-r"}`, headers: []kgo.RecordHeader{{Key: consumer.HeaderDLQReplayGroup, Value: []byte("order-worker.replay.20261127080000")}}})
-	env := dlqEnv(t, cluster)
-	run := func(args ...string) (int, string) {
-		var out bytes.Buffer
-		err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
-		return orderctl.Code(err), out.String()
-	}
-	if code, out := run("dlq", "list", "--group", "order-worker", "--output", "json"); code != orderctl.ExitOK ||
-		!strings.Contains(out, `"replay_group": "order-worker.replay.20261127080000"`) {
-		t.Fatalf("list: exit %d\n%s", code, out)
-	}
-	if code, out := run("dlq", "inspect", "--group", "order-worker", "--offset", "1:0"); code != orderctl.ExitOK ||
-		!strings.Contains(out, "dead-lettered by the replay group order-worker.replay.20261127080000") {
-		t.Fatalf("inspect: exit %d\n%s", code, out)
-	}
-	if code, out := run("dlq", "redrive", "--group", "order-worker", "--execute"); code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 1,") {
-		t.Fatalf("redrive: exit %d\n%s", code, out)
-	}
-	sent := testenv.Records(t, cluster, event.TopicOrdersPlaced)
-	if len(sent) != 1 {
-		t.Fatalf("re-driven: %d records on %s, want 1", len(sent), event.TopicOrdersPlaced)
-	}
-	if dlqHeader(sent[0], consumer.HeaderDLQReplayGroup) != "" || dlqHeader(sent[0], orderctl.HeaderRedriveCount) != "1" {
-		t.Fatalf("re-driven headers %v; want no %s and redrive-count 1", sent[0].Headers, consumer.HeaderDLQReplayGroup)
-	}
+	testenv.EachTopologyBroker(t, func(t *testing.T, addrs []string) {
+		produceDeadLetters(t, addrs, time.Now(), dlqFixture{part: 1, key: "ord-r", class: "transient", attempts: 1, srcPart: 2, srcOffset: 7,
+			value: `{"id":"ord-r"}`, headers: []kgo.RecordHeader{{Key: consumer.HeaderDLQReplayGroup, Value: []byte("order-worker.replay.20261127080000")}}})
+		env := dlqEnv(t, addrs)
+		run := func(args ...string) (int, string) {
+			var out bytes.Buffer
+			err := orderctl.Run(t.Context(), args, func(k string) string { return env[k] }, &out)
+			return orderctl.Code(err), out.String()
+		}
+		if code, out := run("dlq", "list", "--group", "order-worker", "--output", "json"); code != orderctl.ExitOK ||
+			!strings.Contains(out, `"replay_group": "order-worker.replay.20261127080000"`) {
+			t.Fatalf("list: exit %d\n%s", code, out)
+		}
+		if code, out := run("dlq", "inspect", "--group", "order-worker", "--offset", "1:0"); code != orderctl.ExitOK ||
+			!strings.Contains(out, "dead-lettered by the replay group order-worker.replay.20261127080000") {
+			t.Fatalf("inspect: exit %d\n%s", code, out)
+		}
+		if code, out := run("dlq", "redrive", "--group", "order-worker", "--execute"); code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 1,") {
+			t.Fatalf("redrive: exit %d\n%s", code, out)
+		}
+		sent := testenv.RecordsAt(t, addrs, event.TopicOrdersPlaced)
+		if len(sent) != 1 {
+			t.Fatalf("re-driven: %d records on %s, want 1", len(sent), event.TopicOrdersPlaced)
+		}
+		if dlqHeader(sent[0], consumer.HeaderDLQReplayGroup) != "" || dlqHeader(sent[0], orderctl.HeaderRedriveCount) != "1" {
+			t.Fatalf("re-driven headers %v; want no %s and redrive-count 1", sent[0].Headers, consumer.HeaderDLQReplayGroup)
+		}
+	})
 }

@@ -981,7 +981,7 @@ func TestRunbookChecksCanFail(t *testing.T) {
 	}
 	// Dead letters parked (procedures 3, 6, 8).
 	now := time.Now()
-	produceDeadLetters(t, s.Kafka, now,
+	produceDeadLetters(t, s.Kafka.ListenAddrs(), now,
 		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`},
 		dlqFixture{key: "poison", class: "permanent", attempts: 1, value: `{`},
 		dlqFixture{key: uuid.NewString(), class: "transient", attempts: 3, value: `{}`, group: topology.GroupNotifier})
