@@ -554,7 +554,11 @@ func (e *env) redrive(ctx context.Context, r redriveRun) error {
 	if r.execute {
 		mode = "re-driving"
 	}
-	fmt.Fprintf(e.stdout, "%s %d of the %d records of %s read from the re-drive position of %s\n", mode, len(chosen), len(entries), r.topic, progressGroup)
+	readFrom := "from the re-drive position of " + progressGroup
+	if r.fromStart {
+		readFrom = "from its first record (--from-start: the committed re-drive position is not used)"
+	}
+	fmt.Fprintf(e.stdout, "%s %d of the %d records of %s read %s\n", mode, len(chosen), len(entries), r.topic, readFrom)
 	prog := e.newProgress(len(chosen), r.execute)
 
 	// done marks the records that need no re-drive (not dead letters, or handled) and those

@@ -150,7 +150,8 @@ func TestDLQLimitedRedriveResumesWithEveryParkedRecord(t *testing.T) {
 	}
 	code, out := run("dlq", "redrive", "--group", "order-worker", "--from-start", "--limit", "3", "--execute")
 	if code != orderctl.ExitOK || !strings.Contains(out, "summary: re-driven 3, refused by the loop guard 0, skipped by filters 0, beyond --limit 3, handled before 1,") ||
-		!strings.Contains(out, "still parked after this run: 3") {
+		!strings.Contains(out, "still parked after this run: 3") ||
+		!strings.Contains(out, "read from its first record (--from-start") {
 		t.Fatalf("--from-start --limit 3: exit %d\n%s", code, out)
 	}
 	code, out = run("dlq", "redrive", "--group", "order-worker")
