@@ -259,7 +259,12 @@ func (e *env) runReplay(ctx context.Context, a replayArgs, target replayTarget) 
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if err := waitGroupEmpty(ctx, adm, a.group, a.wait); err != nil {
+	// While --wait waits, table output says so (and each change of the group); JSON stays silent.
+	say := func(string) {}
+	if a.output != "json" {
+		say = func(line string) { fmt.Fprintln(e.stdout, line) }
+	}
+	if err := waitGroupEmpty(ctx, adm, a.group, a.wait, say); err != nil {
 		return err
 	}
 	rep, err := replayPlan(ctx, adm, a, target)
@@ -269,7 +274,7 @@ func (e *env) runReplay(ctx context.Context, a replayArgs, target replayTarget) 
 	if a.execute {
 		// Check again right before committing: a member may have joined while the plan was made.
 		// (Kafka itself also rejects a commit from outside the generation of a non-empty group.)
-		if err := waitGroupEmpty(ctx, adm, a.group, 0); err != nil {
+		if err := waitGroupEmpty(ctx, adm, a.group, 0, say); err != nil {
 			return err
 		}
 		var offs kadm.Offsets
@@ -297,15 +302,21 @@ func (e *env) runReplay(ctx context.Context, a replayArgs, target replayTarget) 
 }
 
 // waitGroupEmpty returns nil once group has no active members, polling until wait passes; then
-// (or at once when wait is 0) it refuses with exit code 1 and says what to do.
-func waitGroupEmpty(ctx context.Context, adm *kadm.Client, group string, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
+// (or at once when wait is 0) it refuses with exit code 1 and says what to do. While it waits it
+// tells say when it starts waiting, when the group changes, and when it emptied.
+func waitGroupEmpty(ctx context.Context, adm *kadm.Client, group string, wait time.Duration, say func(string)) error {
+	start := time.Now()
+	deadline := start.Add(wait)
+	last := ""
 	for {
 		state, members, err := groupActivity(ctx, adm, group)
 		if err != nil {
 			return err
 		}
 		if members == 0 && (state == "Empty" || state == "Dead") {
+			if last != "" {
+				say(fmt.Sprintf("group %s has no members after %s (state %s)", group, time.Since(start).Round(time.Second), state))
+			}
 			return nil
 		}
 		if time.Now().Add(replayPollInterval).After(deadline) {
@@ -317,6 +328,14 @@ func waitGroupEmpty(ctx context.Context, adm *kadm.Client, group string, wait ti
 				"group %s is active (state %s, %d members)%s: offsets can only move while it has no members; "+
 					"stop the %s processes (or scale them to 0), or pass --wait 5m to wait for the group to empty",
 				group, state, members, waited, group)}
+		}
+		if now := fmt.Sprintf("state %s, %d members", state, members); now != last {
+			verb := "waiting up to " + time.Until(deadline).Round(time.Second).String()
+			if last != "" {
+				verb = "still waiting (" + time.Until(deadline).Round(time.Second).String() + " left)"
+			}
+			say(fmt.Sprintf("%s for group %s to have no members: %s", verb, group, now))
+			last = now
 		}
 		if !sleepCtx(ctx, replayPollInterval) {
 			return ctx.Err()

@@ -288,22 +288,37 @@ func TestReplayRefusesActiveGroup(t *testing.T) {
 		if got := f.committed(t); got != [3]int64{5, 3, 0} {
 			t.Fatalf("committed after refusals: got %v, want [5 3 0] unchanged", got)
 		}
+		// In JSON mode the wait is silent: nothing but the answer (here none: it is refused).
+		var quiet bytes.Buffer
+		if code := f.run(t.Context(), &quiet, "replay", "--group", "order-worker", "--to-start", "--wait", "600ms", "--output", "json"); code != orderctl.ExitError || strings.Contains(quiet.String(), "waiting") {
+			t.Fatalf("--output json --wait with a member: exit %d, want 1 and no progress lines\n%s", code, quiet.String())
+		}
 
 		type result struct {
 			code int
 			out  string
 		}
 		res := make(chan result, 1)
+		var live testenv.Buffer
 		go func() {
-			var out bytes.Buffer
-			code := f.run(t.Context(), &out, "replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "3s")
-			res <- result{code, out.String()}
+			code := f.run(t.Context(), &live, "replay", "--group", "order-worker", "--to-start", "--execute", "--wait", "60s")
+			res <- result{code, live.String()}
 		}()
-		time.Sleep(500 * time.Millisecond) // let the replay find the member first, so --wait polls
+		// The replay says it waits once it found the member; only then does the member leave.
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(live.String(), "waiting up to") {
+			if time.Now().After(deadline) {
+				t.Fatalf("--wait printed no progress while the group had a member:\n%s", live.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(live.String(), "for group order-worker to have no members: state ") {
+			t.Fatalf("--wait's progress does not name the group and its state:\n%s", live.String())
+		}
 		leave()
 		r := <-res
-		if r.code != orderctl.ExitOK || !strings.Contains(r.out, "committed") {
-			t.Fatalf("--wait 3s after the member left: exit %d, want 0\n%s", r.code, r.out)
+		if r.code != orderctl.ExitOK || !strings.Contains(r.out, "committed") || !strings.Contains(r.out, "group order-worker has no members after") {
+			t.Fatalf("--wait 60s after the member left: exit %d, want 0 and the end of the wait said\n%s", r.code, r.out)
 		}
 		if got := f.committed(t); got != [3]int64{0, 0, 0} {
 			t.Fatalf("committed after --wait --execute: got %v, want [0 0 0]", got)
