@@ -56,8 +56,11 @@ func publishOrders(t *testing.T, s *stack, n int, mutate func(i int, p *event.Or
 	return ids
 }
 
-// An order that cannot be stored (a NUL in customer_id: Postgres refuses it with SQLSTATE 22021)
-// in the middle of 500: it is poison at once. Its capture is refunded in the same run and
+// An order that passes every check before money moves but that Postgres refuses for good, in the
+// middle of 500: it is poison at once. (A NUL in customer_id used to be such an order, SQLSTATE
+// 22021; the input gate now refuses it at decode, before any charge: see
+// TestControlCharacterOrderIsRefusedBeforeAnyCharge. The refusal is planted here as a CHECK
+// constraint on orders, SQLSTATE 23514, so the storage path stays proven.) Its capture is refunded in the same run and
 // recorded, it is dead-lettered with its cause and without a trip through the retry topics, and
 // the other 499 are decided normally.
 func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
@@ -66,10 +69,11 @@ func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
 	const n, poisonAt = 500, 250
 	ids := publishOrders(t, s, n, func(i int, p *event.OrderPlaced) {
 		if i == poisonAt {
-			p.CustomerID = "c-1001\x00x"
+			p.CustomerID = unstorableCustomer
 		}
 	})
 	poison := ids[poisonAt]
+	plantUnstorable(t, s)
 	// Retry tiers far beyond the test: a record classed transient would sit there.
 	s.Worker(t, map[string]string{"ORDER_WORKER_BATCH_SIZE": "500", "ORDER_WORKER_RETRY_TIERS": "10m,20m"})
 	s.WaitDecided(t, n-1, 60*time.Second)
@@ -89,8 +93,8 @@ func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
 	if len(dlq) != 1 || string(dlq[0].Key) != poison {
 		t.Fatalf("dead letters %v, want exactly the poison order %s", dlq, poison)
 	}
-	if d := dlq[0]; d.Class != consumer.ClassPermanent || d.Attempts != 1 || !strings.Contains(d.Error, "22021") {
-		t.Errorf("dead letter of the poison order: class %q, attempts %d, error %q; want permanent, 1, the SQLSTATE 22021 cause", d.Class, d.Attempts, d.Error)
+	if d := dlq[0]; d.Class != consumer.ClassPermanent || d.Attempts != 1 || !strings.Contains(d.Error, "23514") {
+		t.Errorf("dead letter of the poison order: class %q, attempts %d, error %q; want permanent, 1, the SQLSTATE 23514 cause", d.Class, d.Attempts, d.Error)
 	}
 	for _, topic := range []string{event.RetryTopic("order-worker", 1), event.RetryTopic("order-worker", 2)} {
 		if recs := s.Records(t, topic); len(recs) != 0 {
@@ -174,5 +178,58 @@ func TestRedrivenOrderWhosePaymentWasUndoneIsNotChargedAgain(t *testing.T) {
 		if r, err := s.Store.Availability(t.Context(), sku); err != nil || r.Held != 0 {
 			t.Errorf("%s: held %d (%v), want 0", sku, r.Held, err)
 		}
+	}
+}
+
+// unstorableCustomer is refused by the CHECK constraint plantUnstorable adds.
+const unstorableCustomer = "c-unstorable"
+
+// plantUnstorable makes Postgres refuse, for good, any order of unstorableCustomer: a check
+// violation (SQLSTATE 23514, class 23) that no retry can fix.
+func plantUnstorable(t *testing.T, s *stack) {
+	t.Helper()
+	if _, err := s.Pool.Exec(t.Context(), `ALTER TABLE orders ADD CONSTRAINT planted_unstorable CHECK (customer_id <> '`+unstorableCustomer+`')`); err != nil {
+		t.Fatalf("plant the refusal: %v", err)
+	}
+}
+
+// A control character in an order that reached the topic (the api refuses it at the door) is
+// refused when the worker decodes it: dead-lettered as permanent, and no money moves at all.
+func TestControlCharacterOrderIsRefusedBeforeAnyCharge(t *testing.T) {
+	t.Parallel()
+	s := setup(t, paysim.Config{Seed: 3}, stockAll(100))
+	const n, poisonAt = 20, 10
+	ids := publishOrders(t, s, n, func(i int, p *event.OrderPlaced) {
+		if i == poisonAt {
+			p.CustomerID = "c-1001\x00x"
+		}
+	})
+	poison := ids[poisonAt]
+	s.Worker(t, map[string]string{"ORDER_WORKER_RETRY_TIERS": "10m,20m"})
+	s.WaitDecided(t, n-1, 60*time.Second)
+	var dlq []consumer.DeadLetter
+	deadline := time.Now().Add(30 * time.Second)
+	for len(dlq) == 0 && time.Now().Before(deadline) {
+		for _, r := range s.Records(t, event.DeadLetterTopic("order-worker")) {
+			d, err := consumer.ParseDeadLetter(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dlq = append(dlq, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(dlq) != 1 || string(dlq[0].Key) != poison || dlq[0].Class != consumer.ClassPermanent || !strings.Contains(dlq[0].Error, "control character") {
+		t.Fatalf("dead letters %+v, want the poison order %s alone, permanent, for its control character", dlq, poison)
+	}
+	var charges struct{ Charges []paysim.Charge }
+	resp, err := http.Get(s.SimURL + "/v1/charges?order_id=" + poison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&charges)
+	resp.Body.Close()
+	if err != nil || len(charges.Charges) != 0 {
+		t.Fatalf("charges of the poison order: %v (%v), want none", charges.Charges, err)
 	}
 }

@@ -50,8 +50,9 @@ func poisonArms(ctx context.Context, cfg Config, prefix string, store *redisstor
 	return out, nil
 }
 
-// poisonRound measures one batch. With poisoned, the order at PoisonAt carries a NUL in its
-// customer_id (Postgres refuses it with SQLSTATE 22021); ok then reports that it was refunded and
+// poisonRound measures one batch. With poisoned, the order at PoisonAt is one Postgres refuses for
+// good: its customer is refused by a CHECK constraint planted on orders (SQLSTATE 23514; a NUL
+// no longer gets this far, the input gate refuses it at decode, before any charge); ok then reports that it was refunded and
 // recorded, dead-lettered once, and that nothing went to a retry topic.
 func poisonRound(ctx context.Context, cfg Config, prefix string, store *redisstore.Store, payURL string, skus []string, poisoned bool) (time.Duration, bool, error) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -67,7 +68,7 @@ func poisonRound(ctx context.Context, cfg Config, prefix string, store *redissto
 	if poisoned {
 		mutate = func(i int, p *event.OrderPlaced) {
 			if i == PoisonAt {
-				p.CustomerID = "c-1001\x00x"
+				p.CustomerID = unstorableCustomer
 			}
 		}
 	}
@@ -79,6 +80,11 @@ func poisonRound(ctx context.Context, cfg Config, prefix string, store *redissto
 		return 0, false, err
 	}
 	defer drop()
+	if poisoned {
+		if _, err := pool.Exec(ctx, `ALTER TABLE orders ADD CONSTRAINT planted_unstorable CHECK (customer_id <> '`+unstorableCustomer+`')`); err != nil {
+			return 0, false, fmt.Errorf("plant the refusal: %w", err)
+		}
+	}
 	want := int64(PoisonBatch)
 	if poisoned {
 		want--
@@ -154,3 +160,6 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// unstorableCustomer is the customer of the poisoned order, refused by the planted constraint.
+const unstorableCustomer = "c-unstorable"
