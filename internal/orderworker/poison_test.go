@@ -78,18 +78,7 @@ func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
 	s.Worker(t, map[string]string{"ORDER_WORKER_BATCH_SIZE": "500", "ORDER_WORKER_RETRY_TIERS": "10m,20m"})
 	s.WaitDecided(t, n-1, 60*time.Second)
 
-	var dlq []consumer.DeadLetter
-	deadline := time.Now().Add(30 * time.Second)
-	for len(dlq) == 0 && time.Now().Before(deadline) {
-		for _, r := range s.Records(t, event.DeadLetterTopic("order-worker")) {
-			d, err := consumer.ParseDeadLetter(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dlq = append(dlq, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	dlq := waitDeadLetters(t, s)
 	if len(dlq) != 1 || string(dlq[0].Key) != poison {
 		t.Fatalf("dead letters %v, want exactly the poison order %s", dlq, poison)
 	}
@@ -109,17 +98,11 @@ func TestUnstorableOrderIsRefundedDeadLetteredAndTheBatchMoves(t *testing.T) {
 		t.Errorf("outcomes %v, want %d confirmed and nothing else", out, n-1)
 	}
 	// Money: the poison order's capture was refunded, and the refund is recorded.
-	var charges struct{ Charges []paysim.Charge }
-	resp, err := http.Get(s.SimURL + "/v1/charges?order_id=" + poison)
-	if err != nil {
-		t.Fatal(err)
+	charges, err := chargesOf(s, poison)
+	if err != nil || len(charges) != 1 {
+		t.Fatalf("charges of the poison order: %v (%v), want one", charges, err)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&charges)
-	resp.Body.Close()
-	if err != nil || len(charges.Charges) != 1 {
-		t.Fatalf("charges of the poison order: %v (%v), want one", charges.Charges, err)
-	}
-	charge := charges.Charges[0]
+	charge := charges[0]
 	if charge.Status == "captured" && !charge.Refunded {
 		t.Errorf("poison order %s: captured and not refunded (I8)", poison)
 	}
@@ -207,6 +190,19 @@ func TestControlCharacterOrderIsRefusedBeforeAnyCharge(t *testing.T) {
 	poison := ids[poisonAt]
 	s.Worker(t, map[string]string{"ORDER_WORKER_RETRY_TIERS": "10m,20m"})
 	s.WaitDecided(t, n-1, 60*time.Second)
+	dlq := waitDeadLetters(t, s)
+	if len(dlq) != 1 || string(dlq[0].Key) != poison || dlq[0].Class != consumer.ClassPermanent || !strings.Contains(dlq[0].Error, "control character") {
+		t.Fatalf("dead letters %+v, want the poison order %s alone, permanent, for its control character", dlq, poison)
+	}
+	charges, err := chargesOf(s, poison)
+	if err != nil || len(charges) != 0 {
+		t.Fatalf("charges of the poison order: %v (%v), want none", charges, err)
+	}
+}
+
+// waitDeadLetters returns order-worker's dead letters once there is at least one (30 s at most).
+func waitDeadLetters(t *testing.T, s *stack) []consumer.DeadLetter {
+	t.Helper()
 	var dlq []consumer.DeadLetter
 	deadline := time.Now().Add(30 * time.Second)
 	for len(dlq) == 0 && time.Now().Before(deadline) {
@@ -219,17 +215,17 @@ func TestControlCharacterOrderIsRefusedBeforeAnyCharge(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if len(dlq) != 1 || string(dlq[0].Key) != poison || dlq[0].Class != consumer.ClassPermanent || !strings.Contains(dlq[0].Error, "control character") {
-		t.Fatalf("dead letters %+v, want the poison order %s alone, permanent, for its control character", dlq, poison)
-	}
-	var charges struct{ Charges []paysim.Charge }
-	resp, err := http.Get(s.SimURL + "/v1/charges?order_id=" + poison)
+	return dlq
+}
+
+// chargesOf asks the payment simulator for the charges of orderID.
+func chargesOf(s *stack, orderID string) ([]paysim.Charge, error) {
+	resp, err := http.Get(s.SimURL + "/v1/charges?order_id=" + orderID)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	err = json.NewDecoder(resp.Body).Decode(&charges)
-	resp.Body.Close()
-	if err != nil || len(charges.Charges) != 0 {
-		t.Fatalf("charges of the poison order: %v (%v), want none", charges.Charges, err)
-	}
+	defer resp.Body.Close()
+	var body struct{ Charges []paysim.Charge }
+	err = json.NewDecoder(resp.Body).Decode(&body)
+	return body.Charges, err
 }
