@@ -118,20 +118,11 @@ func FromRecord(r *kgo.Record) (Envelope, error) {
 		}
 	}
 	// Attributes are text that ends up in logs, Postgres and dead letters: the input gate's
-	// rules hold for them as for data (the problem never quotes the value). The id and the source
-	// are identifiers the producer chose: text rules only, no card search (see input.Identifier;
-	// a warehouse's event ids with dashed digit groups were dead-lettered by it).
-	for _, h := range []struct {
-		name, value string
-		id          bool
-	}{
-		{HeaderID, e.ID, true}, {HeaderType, e.Type, false}, {HeaderSource, e.Source, true}, {HeaderDataSchema, e.DataSchema, false},
+	// rules hold for them as for data (the problem never quotes the value).
+	for _, h := range []struct{ name, value string }{
+		{HeaderID, e.ID}, {HeaderType, e.Type}, {HeaderSource, e.Source}, {HeaderDataSchema, e.DataSchema},
 	} {
-		ps := input.Text(h.name, h.value, false)
-		if h.id {
-			ps = input.Identifier(h.name, h.value)
-		}
-		if len(ps) > 0 {
+		if ps := input.Text(h.name, h.value, false); len(ps) > 0 {
 			return Envelope{}, recordError(r, "header "+h.name+" "+ps[0].Detail)
 		}
 	}

@@ -115,17 +115,6 @@ type Options struct {
 	Issued map[string]bool
 }
 
-// Identifier checks one identifier chosen by a system rather than typed by a person (a
-// CloudEvents id or source): strict UTF-8 and no control characters, but no card search, since
-// ids are digit groups joined by dashes often enough (e2e-WH-1-1796652959034-12) to pass Luhn by
-// chance, and refusing one would drop a genuine event. field names it in the problems.
-func Identifier(field, s string) []Problem {
-	if d := textProblem(s, false); d != "" {
-		return []Problem{{Path: []any{field}, Kind: KindText, Detail: d}}
-	}
-	return nil
-}
-
 // Text checks one string that is not part of a JSON document (a path parameter, a header value):
 // strict UTF-8, no control characters (newline, carriage return and tab only when multiline), no
 // card data. field names it in the problems.
